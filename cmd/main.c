@@ -1,0 +1,330 @@
+/*
+ * strata: command dispatch, global options and per-command option parsing.
+ *
+ * Every subcommand is one row of `commands[]`; its option table is the single
+ * source for parsing, --help, the man page SYNOPSIS (a test compares them)
+ * and shell completion (--list-options).
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <getopt.h>
+#include <locale.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../core/store.h"
+#include "../core/util.h"
+#include "cmd.h"
+
+const char *global_store;
+int verbosity;
+bool stdout_colour;
+
+static const struct command commands[] = {
+	{
+		"demo", cmd_demo, "import the built-in teaching image and show its layers",
+		"[-o FILE] [--store DIR]",
+		"Writes a small teaching image with strata's own code (no network needed), imports it "
+		"into the store as " "localhost/strata-demo:latest" " and prints `strata images` and "
+		"`strata layers`. Its six layers show an added tree, a 4 KiB edit that copies up a 4 MiB "
+		"file, a chmod that copies up a 2 MiB file, deletions by whiteout, a directory replaced "
+		"through an opaque whiteout, and a hard link. With -o, only writes the archive.",
+		demo_options, CMD_STORE_WRITE, 0, 0,
+	},
+	{
+		"images", cmd_images, "list the images in the store",
+		"[--bytes] [--json] [--no-trunc] [-q] [--store DIR]",
+		"Lists every tagged image (one row per tag) and every untagged image in the store.",
+		images_options, CMD_STORE, 0, 0,
+	},
+	{
+		"layers", cmd_layers, "list an image's layers with sizes, history and sharing",
+		"[--bytes] [--json] [--no-trunc] [--store DIR] IMAGE",
+		"Lists the layers of IMAGE from the bottom up: diff ID, compressed and uncompressed size, "
+		"entry count, how many images in the store share the layer, and the history entry that "
+		"created it. History entries without a layer are listed as (empty layer).",
+		layers_options, CMD_STORE, 1, 1,
+	},
+	{
+		"pull-from-tarball", cmd_pull_from_tarball, "import images from a docker, podman or OCI archive",
+		"[--json] [--platform OS/ARCH[/VARIANT]] [-q] [--store DIR] [--tag NAME:TAG]... FILE|-",
+		"Imports every image in FILE (or standard input for -): docker save archives (legacy and "
+		"Docker 25+), podman docker-archive and oci-archive files and OCI image layouts in a tar, "
+		"optionally gzip- or zstd-compressed. Every digest is verified before anything is published, "
+		"and each layer is unpacked once into the shared store.",
+		pull_from_tarball_options, CMD_STORE_WRITE, 1, 1,
+	},
+};
+
+#define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
+
+static void warn_printer(const char *message)
+{
+	if (verbosity >= 0)
+		fprintf(stderr, "strata: warning: %s\n", message);
+}
+
+static void print_global_help(FILE *out)
+{
+	fputs("usage: strata [--store DIR] [-q | -v] COMMAND [OPTIONS] [ARGS]\n"
+	      "       strata --version | --help\n\n"
+	      "strata stores container image layers once, shows what each layer changed\n"
+	      "and where an image's bytes go.\n\ncommands:\n", out);
+	for (size_t i = 0; i < NCOMMANDS; i++)
+		fprintf(out, "  %-20s %s\n", commands[i].name, commands[i].summary);
+	fputs("\nglobal options:\n"
+	      "  --store DIR          store directory (default: $STRATA_STORE, else /var/lib/strata\n"
+	      "                       for root and ${XDG_DATA_HOME:-~/.local/share}/strata for others)\n"
+	      "  -q, --quiet          print no warnings\n"
+	      "  -v, --verbose        print more detail on stderr\n"
+	      "  --version            print the version and exit\n"
+	      "  -h, --help           print this help and exit\n\n"
+	      "Run 'strata COMMAND --help' for a command's options; 'man strata' for more.\n", out);
+}
+
+static void print_command_help(const struct command *cmd)
+{
+	printf("usage: strata %s %s\n\n", cmd->name, cmd->usage);
+	printf("%s\n\noptions:\n", cmd->description);
+	for (const struct option_spec *o = cmd->options; o->long_name; o++) {
+		char left[64];
+
+		if (o->short_name)
+			snprintf(left, sizeof(left), "-%c, --%s%s%s", o->short_name, o->long_name,
+				 o->metavar ? " " : "", o->metavar ? o->metavar : "");
+		else
+			snprintf(left, sizeof(left), "    --%s%s%s", o->long_name, o->metavar ? " " : "",
+				 o->metavar ? o->metavar : "");
+		printf("  %-30s %s\n", left, o->help);
+	}
+	printf("  %-30s %s\n", "-h, --help", "print this help and exit");
+}
+
+/* Completion helper: OPTION<TAB>ARG<TAB>DESCRIPTION per line. */
+static void print_option_list(const struct command *cmd)
+{
+	for (const struct option_spec *o = cmd->options; o->long_name; o++) {
+		printf("--%s\t%s\t%s\n", o->long_name, o->metavar ? o->metavar : "", o->help);
+		if (o->short_name)
+			printf("-%c\t%s\t%s\n", o->short_name, o->metavar ? o->metavar : "", o->help);
+	}
+	printf("--help\t\tprint help and exit\n");
+}
+
+static int parse_args(const struct command *cmd, int argc, char **argv, struct cmd_args *args)
+{
+	struct option longopts[OPT_COUNT + 4];
+	char shortopts[64] = "+h";
+	size_t n = 0;
+	size_t s = 2;
+	int c;
+
+	memset(args, 0, sizeof(*args));
+	for (const struct option_spec *o = cmd->options; o->long_name; o++) {
+		longopts[n++] = (struct option){ o->long_name, o->metavar ? required_argument : no_argument, NULL,
+						 256 + (int)o->id };
+		if (o->short_name) {
+			shortopts[s++] = o->short_name;
+			if (o->metavar)
+				shortopts[s++] = ':';
+		}
+	}
+	longopts[n++] = (struct option){ "help", no_argument, NULL, 256 + OPT_HELP };
+	longopts[n++] = (struct option){ "list-options", no_argument, NULL, 256 + OPT_LIST_OPTIONS };
+	longopts[n] = (struct option){ 0 };
+	shortopts[s] = '\0';
+
+	optind = 1;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, shortopts, longopts, NULL)) != -1) {
+		int id = -1;
+
+		if (c == '?') {
+			if (optopt)
+				return usage_error(cmd->name, "unknown option `-%c`", optopt);
+			return usage_error(cmd->name, "unknown option `%s`", argv[optind - 1]);
+		}
+		if (c == ':')
+			return usage_error(cmd->name, "option `%s` needs a value", argv[optind - 1]);
+		if (c == 'h') {
+			id = OPT_HELP;
+		} else if (c >= 256) {
+			id = c - 256;
+		} else {
+			for (const struct option_spec *o = cmd->options; o->long_name; o++)
+				if (o->short_name == c)
+					id = (int)o->id;
+		}
+		if (id < 0)
+			return usage_error(cmd->name, "unknown option");
+		args->count[id]++;
+		if (optarg) {
+			args->value[id] = optarg;
+			args->list[id] = xrealloc(args->list[id], (args->nlist[id] + 1) * sizeof(char *));
+			args->list[id][args->nlist[id]++] = optarg;
+		} else {
+			/* getopt reports a missing value for a long option as '?' or ':' above. */
+		}
+	}
+	args->argc = argc - optind;
+	args->argv = argv + optind;
+	return 0;
+}
+
+static void release_args(struct cmd_args *args)
+{
+	for (int i = 0; i < OPT_COUNT; i++)
+		free(args->list[i]);
+}
+
+static int run_command(const struct command *cmd, int argc, char **argv)
+{
+	struct cmd_args args;
+	struct strata_store *store = NULL;
+	struct strata_error *err = NULL;
+	auto_free char *path = NULL;
+	int rc;
+
+	rc = parse_args(cmd, argc, argv, &args);
+	if (rc != 0) {
+		release_args(&args);
+		return rc;
+	}
+	if (args.count[OPT_HELP]) {
+		print_command_help(cmd);
+		release_args(&args);
+		return 0;
+	}
+	if (args.count[OPT_LIST_OPTIONS]) {
+		print_option_list(cmd);
+		release_args(&args);
+		return 0;
+	}
+	if (args.argc < cmd->min_args || (cmd->max_args >= 0 && args.argc > cmd->max_args)) {
+		rc = usage_error(cmd->name, args.argc < cmd->min_args ? "missing argument (usage: strata %s %s)"
+				 : "too many arguments (usage: strata %s %s)", cmd->name, cmd->usage);
+		release_args(&args);
+		return rc;
+	}
+	if (args.count[OPT_JSON] && args.count[OPT_QUIET] && strcmp(cmd->name, "pull-from-tarball") == 0) {
+		release_args(&args);
+		return usage_error(cmd->name, "--json and -q cannot be used together");
+	}
+
+	if (cmd->flags & (CMD_STORE | CMD_STORE_WRITE)) {
+		unsigned flags = (cmd->flags & CMD_STORE_WRITE) ? STRATA_STORE_CREATE | STRATA_STORE_LOCK : 0;
+
+		path = strata_store_default_path(args.value[OPT_STORE] ? args.value[OPT_STORE] : global_store);
+		store = strata_store_open(path, flags, &err);
+		if (store == NULL) {
+			release_args(&args);
+			return report_error(err);
+		}
+	}
+	rc = cmd->run(store, &args);
+	strata_store_free(store);
+	release_args(&args);
+	return rc;
+}
+
+/* Prints the tags of the store, one per line, for shell completion. */
+static int list_images(void)
+{
+	struct strata_error *err = NULL;
+	auto_free char *path = strata_store_default_path(global_store);
+	struct strata_store *store = strata_store_open(path, 0, &err);
+	json_t *tags;
+	const char *tag;
+	json_t *value;
+
+	if (store == NULL) {
+		strata_error_free(err);
+		return 0;
+	}
+	tags = strata_store_load_tags(store, &err);
+	if (tags) {
+		json_object_foreach(tags, tag, value)
+			printf("%s\n", tag);
+		json_decref(tags);
+	}
+	strata_error_free(err);
+	strata_store_free(store);
+	return 0;
+}
+
+static int finish_stdout(int rc)
+{
+	if (fflush(stdout) != 0 || ferror(stdout)) {
+		if (errno != EPIPE)
+			fprintf(stderr, "strata: error: cannot write to standard output: %s\n", strerror(errno));
+		return rc ? rc : 1;
+	}
+	return rc;
+}
+
+int main(int argc, char **argv)
+{
+	int i = 1;
+	const char *no_colour = getenv("NO_COLOR");
+
+	/* Names from archives are bytes; a UTF-8 C locale keeps libarchive from converting them. */
+	if (setlocale(LC_CTYPE, "C.UTF-8") == NULL)
+		setlocale(LC_CTYPE, "C");
+	strata_set_warn_handler(warn_printer);
+	stdout_colour = isatty(STDOUT_FILENO) && (no_colour == NULL || no_colour[0] == '\0');
+
+	while (i < argc && argv[i][0] == '-') {
+		const char *a = argv[i];
+
+		if (strcmp(a, "--version") == 0) {
+			printf("strata %s\n", STRATA_VERSION);
+			return finish_stdout(0);
+		} else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+			print_global_help(stdout);
+			return finish_stdout(0);
+		} else if (strcmp(a, "--list-commands") == 0) {
+			for (size_t c = 0; c < NCOMMANDS; c++)
+				printf("%s\t%s\n", commands[c].name, commands[c].summary);
+			return finish_stdout(0);
+		} else if (strcmp(a, "--list-images") == 0) {
+			return finish_stdout(list_images());
+		} else if (strcmp(a, "--store") == 0) {
+			if (i + 1 >= argc)
+				return usage_error(NULL, "option `--store` needs a directory");
+			global_store = argv[++i];
+		} else if (strncmp(a, "--store=", 8) == 0) {
+			global_store = a + 8;
+		} else if (strcmp(a, "-q") == 0 || strcmp(a, "--quiet") == 0) {
+			verbosity = -1;
+		} else if (strcmp(a, "-v") == 0 || strcmp(a, "--verbose") == 0) {
+			verbosity = 1;
+		} else {
+			return usage_error(NULL, "unknown option `%s`", a);
+		}
+		i++;
+	}
+	if (i >= argc) {
+		print_global_help(stderr);
+		return 2;
+	}
+	if (strcmp(argv[i], "help") == 0) {
+		if (i + 1 < argc) {
+			for (size_t c = 0; c < NCOMMANDS; c++) {
+				if (strcmp(commands[c].name, argv[i + 1]) == 0) {
+					print_command_help(&commands[c]);
+					return finish_stdout(0);
+				}
+			}
+			return usage_error(NULL, "unknown command `%s`", argv[i + 1]);
+		}
+		print_global_help(stdout);
+		return finish_stdout(0);
+	}
+	for (size_t c = 0; c < NCOMMANDS; c++)
+		if (strcmp(commands[c].name, argv[i]) == 0)
+			return finish_stdout(run_command(&commands[c], argc - i, argv + i));
+	return usage_error(NULL, "unknown command `%s`", argv[i]);
+}
