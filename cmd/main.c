@@ -289,6 +289,11 @@ int main(int argc, char **argv)
 			for (size_t c = 0; c < NCOMMANDS; c++)
 				printf("%s\t%s\n", commands[c].name, commands[c].summary);
 			return finish_stdout(0);
+		} else if (strcmp(a, "--list-options") == 0) {
+			printf("--store\tDIR\tstore directory\n-q\t\tprint no warnings\n--quiet\t\tprint no warnings\n"
+			       "-v\t\tprint more detail on stderr\n--verbose\t\tprint more detail on stderr\n"
+			       "--version\t\tprint the version and exit\n--help\t\tprint help and exit\n");
+			return finish_stdout(0);
 		} else if (strcmp(a, "--list-images") == 0) {
 			return finish_stdout(list_images());
 		} else if (strcmp(a, "--store") == 0) {

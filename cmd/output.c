@@ -50,6 +50,11 @@ const char *format_size(uint64_t bytes, bool exact, char *buf, size_t len)
 		value /= 1000;
 		unit++;
 	}
+	/* Three significant digits; 999.6 kB rounds up to the next unit, not to "1e+03 kB". */
+	if (value >= 999.5 && unit + 1 < sizeof(units) / sizeof(units[0])) {
+		value /= 1000;
+		unit++;
+	}
 	snprintf(buf, len, "%.3g %s", value, units[unit]);
 	return buf;
 }

@@ -188,7 +188,7 @@ static ssize_t source_read(struct source *src, const void **buf)
 			return 0;
 		}
 		if (r != ARCHIVE_OK && r != ARCHIVE_WARN) {
-			strata_error_set(&src->err, archive_errno(src->outer),
+			strata_error_set(&src->err, la_errno(src->outer),
 					 "cannot read `%s` from the archive (%s)", src->name,
 					 archive_error_string(src->outer));
 			return -1;
@@ -374,7 +374,7 @@ static int inflate_zstd(struct inflater *inf)
 	if (archive_read_open(z, inf->src, NULL, source_archive_cb, NULL) != ARCHIVE_OK ||
 	    archive_read_next_header(z, &entry) != ARCHIVE_OK) {
 		if (inf->src->err == NULL)
-			strata_error_set(&inf->err, archive_errno(z), "`%s`: cannot read zstd data (%s)",
+			strata_error_set(&inf->err, la_errno(z), "`%s`: cannot read zstd data (%s)",
 					 inf->src->name, archive_error_string(z));
 		goto out;
 	}
@@ -382,7 +382,7 @@ static int inflate_zstd(struct inflater *inf)
 		emit(inf, buf, len);
 	if (r != ARCHIVE_EOF) {
 		if (inf->src->err == NULL)
-			strata_error_set(&inf->err, archive_errno(z), "`%s`: corrupt or truncated zstd data (%s)",
+			strata_error_set(&inf->err, la_errno(z), "`%s`: corrupt or truncated zstd data (%s)",
 					 inf->src->name, archive_error_string(z));
 		goto out;
 	}
@@ -728,7 +728,7 @@ static int read_entry(struct strata_store *store, const struct strata_read_optio
 		src.first_len = 0;
 	} else if (r != ARCHIVE_OK && r != ARCHIVE_WARN) {
 		strata_sha256_free(src.hash);
-		return strata_error_set(err, archive_errno(a), "cannot read `%s` from the archive (%s)", name,
+		return strata_error_set(err, la_errno(a), "cannot read `%s` from the archive (%s)", name,
 					archive_error_string(a));
 	}
 	src.first_pending = src.first_len > 0;
@@ -788,7 +788,7 @@ int strata_archive_read(struct strata_store *store, const struct strata_read_opt
 		opts->progress(opts->progress_data, 0, total, "");
 
 	if (archive_read_open_fd(a, fd, 1 << 20) != ARCHIVE_OK) {
-		strata_error_set(err, archive_errno(a), "`%s` is not a tar archive (%s)", opts->path,
+		strata_error_set(err, la_errno(a), "`%s` is not a tar archive (%s)", opts->path,
 				 archive_error_string(a));
 		goto out;
 	}
@@ -797,7 +797,7 @@ int strata_archive_read(struct strata_store *store, const struct strata_read_opt
 		if (r == ARCHIVE_EOF)
 			break;
 		if (r != ARCHIVE_OK && r != ARCHIVE_WARN) {
-			strata_error_set(err, archive_errno(a), "`%s`: %s after %zu files (truncated or not an image "
+			strata_error_set(err, la_errno(a), "`%s`: %s after %zu files (truncated or not an image "
 					 "archive)", opts->path, archive_error_string(a), archive->nblobs);
 			goto out;
 		}

@@ -108,11 +108,9 @@ static void add_archive_tag(struct candidate *c, const char *name, const char *o
 
 	if (name == NULL || name[0] == '\0')
 		return;
-	if (strchr(name, '/') == NULL && strchr(name, ':') == NULL) {
-		strata_warn("%s names the image only `%s`, a tag without a repository; it is imported "
-			    "untagged unless you add --tag NAME:TAG", origin, name);
+	/* A bare tag such as "latest" (skopeo oci:DIR:latest) names no repository: not a usable tag. */
+	if (strchr(name, '/') == NULL && strchr(name, ':') == NULL)
 		return;
-	}
 	tag = strata_ref_normalize(name, &err);
 	if (tag == NULL) {
 		strata_warn("%s: skipping tag: %s", origin, err->message);
@@ -960,6 +958,14 @@ int strata_import(struct strata_store *store, const struct strata_import_options
 			add_tag(&im.images[0], opts->tags[t]);
 	}
 
+	for (size_t i = 0; i < im.nimages; i++) {
+		char id[STRATA_DIGEST_STR_LEN];
+
+		strata_digest_string(&im.images[i].id, id);
+		if (im.images[i].ntags == 0)
+			strata_warn("image %.19s in `%s` has no repository name, so it is imported untagged; "
+				    "name it with --tag NAME:TAG", id, opts->path);
+	}
 	for (size_t i = 0; i < im.nimages; i++) {
 		if (verify_image(&im, &im.images[i], err) < 0) {
 			strata_error_wrap(err, "%s", opts->path);

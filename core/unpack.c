@@ -54,7 +54,8 @@ struct unpacker {
 	void *read_ctx;
 	struct strata_error *read_err;
 	uint64_t supplied;          /* stream bytes handed to libarchive so far */
-	struct strbuf pending;      /* stream bytes [pending_start, supplied) not yet classified */
+	struct strbuf pending;      /* pending.data[pending_off..] = stream bytes [pending_start, supplied) */
+	size_t pending_off;         /* consumed prefix of pending, compacted now and then */
 	uint64_t pending_start;
 	uint64_t skip_until;        /* bytes below this offset belong to a referenced file */
 	gzFile split;
@@ -184,6 +185,20 @@ static int split_raw(struct unpacker *u, const void *data, size_t len, struct st
 	return 0;
 }
 
+/* Drops n bytes from the front of the pending capture. */
+static void pending_consume(struct unpacker *u, size_t n)
+{
+	u->pending_off += n;
+	if (u->pending_off == u->pending.len) {
+		u->pending.len = 0;
+		u->pending_off = 0;
+	} else if (u->pending_off > (1u << 20) && u->pending_off > u->pending.len / 2) {
+		memmove(u->pending.data, u->pending.data + u->pending_off, u->pending.len - u->pending_off);
+		u->pending.len -= u->pending_off;
+		u->pending_off = 0;
+	}
+}
+
 /* Emits the pending bytes of the stream below `offset` as raw bytes. */
 static int split_flush_to(struct unpacker *u, uint64_t offset, struct strata_error **err)
 {
@@ -192,12 +207,11 @@ static int split_flush_to(struct unpacker *u, uint64_t offset, struct strata_err
 	if (offset <= u->pending_start)
 		return 0;
 	n = (size_t)(offset - u->pending_start);
-	if (n > u->pending.len)
+	if (n > u->pending.len - u->pending_off)
 		STRATA_BUG("tar-split flush past the supplied stream");
-	if (split_raw(u, u->pending.data, n, err) < 0)
+	if (split_raw(u, u->pending.data + u->pending_off, n, err) < 0)
 		return -1;
-	memmove(u->pending.data, u->pending.data + n, u->pending.len - n);
-	u->pending.len -= n;
+	pending_consume(u, n);
 	u->pending_start = offset;
 	return 0;
 }
@@ -222,8 +236,7 @@ static int split_reference(struct unpacker *u, uint64_t start, uint64_t size, co
 		return -1;
 
 	drop = (size_t)((end < u->supplied ? end : u->supplied) - u->pending_start);
-	memmove(u->pending.data, u->pending.data + drop, u->pending.len - drop);
-	u->pending.len -= drop;
+	pending_consume(u, drop);
 	u->pending_start = end;
 	if (end > u->supplied)
 		u->skip_until = end;
@@ -432,6 +445,7 @@ static int apply_xattrs(struct unpacker *u, struct archive_entry *entry, int fd,
 
 static void fill_common(struct strata_index_entry *e, struct archive_entry *entry, const char *path)
 {
+	memset(e, 0, sizeof(*e));
 	e->path = path;
 	e->path_len = strlen(path);
 	e->mtime_sec = archive_entry_mtime(entry);
@@ -513,7 +527,7 @@ static int unpack_regular(struct unpacker *u, struct archive_entry *entry, const
 	if (r != ARCHIVE_EOF) {
 		if (u->read_err)
 			return -1;
-		return strata_error_set(err, archive_errno(u->ar),
+		return strata_error_set(err, la_errno(u->ar),
 					"%s: entry `%s`: unexpected end of layer or corrupt data (%s)",
 					u->opts->layer_name, name, archive_error_string(u->ar));
 	}
@@ -910,13 +924,15 @@ static bool is_aufs_meta(const char *path)
 
 /* ---- directory pass ------------------------------------------------------ */
 
-static int compare_depth_desc(const void *a, const void *b, void *arg)
+struct dir_depth {
+	uint32_t record;
+	uint32_t depth;
+};
+
+static int compare_depth_desc(const void *a, const void *b)
 {
-	const struct unpacker *u = arg;
-	const struct strata_index_record *ra = &u->index.records[*(const uint32_t *)a];
-	const struct strata_index_record *rb = &u->index.records[*(const uint32_t *)b];
-	size_t da = strata_path_depth(u->index.strings.data + ra->path_off);
-	size_t db = strata_path_depth(u->index.strings.data + rb->path_off);
+	uint32_t da = ((const struct dir_depth *)a)->depth;
+	uint32_t db = ((const struct dir_depth *)b)->depth;
 
 	return (db > da) - (db < da);
 }
@@ -960,16 +976,26 @@ static int set_dir_xattrs(struct unpacker *u, int fd, struct strata_index_record
 static int finish_directories(struct unpacker *u, struct strata_error **err)
 {
 	size_t n = 0;
-	auto_free uint32_t *dirs = xmalloc((u->index.count ? u->index.count : 1) * sizeof(uint32_t));
+	auto_free struct dir_depth *dirs = xmalloc((u->index.count ? u->index.count : 1) * sizeof(*dirs));
 
-	for (uint32_t i = 0; i < u->index.count; i++)
-		if (u->index.records[i].type == STRATA_ENTRY_DIR && pathmap_get(u, u->index.strings.data +
-		    u->index.records[i].path_off, u->index.records[i].path_len) == i)
-			dirs[n++] = i;
-	qsort_r(dirs, n, sizeof(uint32_t), compare_depth_desc, u);
+	for (uint32_t i = 0; i < u->index.count; i++) {
+		const struct strata_index_record *r = &u->index.records[i];
+		auto_free char *path = NULL;
+
+		if (r->type != STRATA_ENTRY_DIR)
+			continue;
+		path = xstrndup(u->index.strings.data + r->path_off, r->path_len);
+		/* Skip AUFS metadata (already removed) and earlier records of a repeated directory. */
+		if (!is_aufs_meta(path) && pathmap_get(u, path, r->path_len) == i) {
+			dirs[n].record = i;
+			dirs[n].depth = (uint32_t)strata_path_depth(path);
+			n++;
+		}
+	}
+	qsort(dirs, n, sizeof(*dirs), compare_depth_desc);
 
 	for (size_t k = 0; k < n; k++) {
-		struct strata_index_record *r = &u->index.records[dirs[k]];
+		struct strata_index_record *r = &u->index.records[dirs[k].record];
 		auto_free char *path = xstrndup(u->index.strings.data + r->path_off, r->path_len);
 		auto_close int fd = strata_openat_beneath(u->rootfd, path, O_RDONLY | O_DIRECTORY);
 		struct timespec ts[2];
@@ -1181,7 +1207,7 @@ int strata_layer_unpack(int dirfd, strata_read_fn read, void *read_ctx,
 	archive_read_support_format_tar(u.ar);
 	archive_read_support_format_gnutar(u.ar);
 	if (archive_read_open(u.ar, &u, NULL, archive_read_cb, NULL) != ARCHIVE_OK) {
-		strata_error_set(err, archive_errno(u.ar), "%s: cannot read the layer tar (%s)", opts->layer_name,
+		strata_error_set(err, la_errno(u.ar), "%s: cannot read the layer tar (%s)", opts->layer_name,
 				 archive_error_string(u.ar));
 		goto out;
 	}
@@ -1203,7 +1229,7 @@ int strata_layer_unpack(int dirfd, strata_read_fn read, void *read_ctx,
 				    archive_error_string(u.ar));
 		} else if (r != ARCHIVE_OK) {
 			/* An empty stream (0 bytes) is not a tar; 1024 zero bytes is the empty layer. */
-			strata_error_set(err, archive_errno(u.ar), "%s: invalid or truncated tar (%s)",
+			strata_error_set(err, la_errno(u.ar), "%s: invalid or truncated tar (%s)",
 					 opts->layer_name, archive_error_string(u.ar));
 			goto out;
 		}

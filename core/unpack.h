@@ -81,6 +81,9 @@ int strata_layer_resolve_lower_links(int dirfd, const int *lower_dirfds, size_t 
  */
 int strata_openat_beneath(int dirfd, const char *path, int flags);
 
+/* Returns libarchive's errno for a message, or 0 when it has none (it reports -1 then). */
+#define la_errno(a) (archive_errno(a) > 0 ? archive_errno(a) : 0)
+
 /* Rebuilds the original layer tar from a layer directory and writes it to out_fd. */
 int strata_layer_write_tar(int dirfd, int out_fd, struct strata_error **err);
 
