@@ -517,8 +517,129 @@ static int read_metadata(struct source *src, struct strata_blob *blob, struct st
 	return 0;
 }
 
-static int read_layer(struct strata_store *store, const struct strata_read_options *opts, struct source *src,
-		      struct strata_blob *blob, size_t ordinal, struct strata_error **err)
+static int run_inflater(struct inflater *inf, enum strata_compression compression)
+{
+	int rc;
+
+	switch (compression) {
+	case STRATA_COMPRESSION_GZIP:
+		rc = inflate_gzip(inf);
+		break;
+	case STRATA_COMPRESSION_ZSTD:
+		rc = inflate_zstd(inf);
+		break;
+	default:
+		rc = inflate_none(inf);
+		break;
+	}
+	/* Keep reading to the end of the entry: the blob digest covers all of it. */
+	if (rc == 0 && !inf->src->eof) {
+		const void *buf;
+
+		while (source_read(inf->src, &buf) > 0)
+			;
+	}
+	return rc;
+}
+
+/*
+ * Returns the diff_id that the metadata read so far claims for a layer
+ * blob: "<hex>.tar" (podman) is named by its diff_id when uncompressed, and
+ * "blobs/sha256/<hex>" is mapped by an OCI manifest and its config when both
+ * came earlier in the archive.  The claim is checked by hashing.
+ */
+static bool claimed_diff_id(struct strata_archive *archive, const struct strata_blob *blob,
+			    struct strata_digest *diff_id)
+{
+	struct strata_digest named;
+	char want[STRATA_DIGEST_STR_LEN];
+	size_t len = strlen(blob->name);
+	bool found = false;
+
+	if (len == 68 && strcmp(blob->name + 64, ".tar") == 0 && blob->compression == STRATA_COMPRESSION_NONE)
+		return strata_digest_parse_hex(blob->name, 64, diff_id);
+	if (strncmp(blob->name, "blobs/sha256/", 13) != 0 || !strata_digest_parse_hex(blob->name + 13, len - 13, &named))
+		return false;
+	strata_digest_string(&named, want);
+
+	for (size_t i = 0; i < archive->nblobs && !found; i++) {
+		json_t *manifest;
+		json_t *layers;
+		struct strata_digest config_digest;
+		struct strata_blob *config;
+		struct strata_error *err = NULL;
+
+		if (archive->blobs[i].data == NULL || !looks_like_json((const uint8_t *)archive->blobs[i].data,
+								       archive->blobs[i].len))
+			continue;
+		manifest = json_loadb(archive->blobs[i].data, archive->blobs[i].len, 0, NULL);
+		layers = json_object_get(manifest, "layers");
+		for (size_t l = 0; l < json_array_size(layers) && !found; l++) {
+			const char *d = json_string_value(json_object_get(json_array_get(layers, l), "digest"));
+			json_t *cfg;
+
+			if (d == NULL || strcmp(d, want) != 0)
+				continue;
+			if (strata_digest_parse(json_string_value(json_object_get(json_object_get(manifest, "config"),
+										  "digest")), "config", &config_digest, &err) < 0)
+				break;
+			config = strata_archive_find_digest(archive, &config_digest);
+			if (config == NULL || config->data == NULL)
+				break;
+			cfg = json_loadb(config->data, config->len, 0, NULL);
+			found = strata_digest_parse(json_string_value(json_array_get(json_object_get(json_object_get(cfg,
+							"rootfs"), "diff_ids"), l)), "config", diff_id, &err) == 0;
+			json_decref(cfg);
+		}
+		strata_error_free(err);
+		json_decref(manifest);
+	}
+	return found;
+}
+
+/*
+ * Hashes a blob whose layer the store already has under the diff_id the
+ * archive claims for it: inflated to check the claim, but nothing is written.
+ */
+static int hash_layer(struct source *src, struct strata_blob *blob, const struct strata_digest *claimed,
+		      struct strata_error **err)
+{
+	struct inflater inf = { .src = src, .consumer_gone = true };
+	int rc;
+
+	inf.diff_hash = strata_sha256_new();
+	rc = run_inflater(&inf, blob->compression);
+	if (src->err) {
+		strata_sha256_free(inf.diff_hash);
+		strata_error_free(inf.err);
+		*err = steal_pointer(&src->err);
+		return -1;
+	}
+	strata_sha256_final(src->hash, &blob->digest);
+	blob->size = src->size;
+	strata_sha256_final(inf.diff_hash, &blob->diff_id);
+	strata_sha256_free(inf.diff_hash);
+	blob->tar_size = inf.tar_size;
+	if (rc < 0) {
+		blob->unpack_err = steal_pointer(&inf.err);
+	} else if (strata_digest_equal(&blob->diff_id, claimed)) {
+		blob->present = true;
+	} else {
+		char want[STRATA_DIGEST_STR_LEN];
+		char got[STRATA_DIGEST_STR_LEN];
+
+		strata_digest_string(claimed, want);
+		strata_digest_string(&blob->diff_id, got);
+		strata_error_set(&blob->unpack_err, 0, "layer blob `%s`: diff_id mismatch, the archive's metadata "
+				 "says %s but its content hashes to %s", blob->name, want, got);
+	}
+	strata_error_free(inf.err);
+	return 0;
+}
+
+static int read_layer(struct strata_store *store, const struct strata_read_options *opts,
+		      struct strata_archive *archive, struct source *src, struct strata_blob *blob, size_t ordinal,
+		      struct strata_error **err)
 {
 	struct strata_digest expected_blob;
 	struct strata_digest expected_diff;
@@ -559,6 +680,9 @@ static int read_layer(struct strata_store *store, const struct strata_read_optio
 		return 0;
 	}
 
+	if (claimed_diff_id(archive, blob, &expected_diff) && strata_store_has_layer(store, &expected_diff))
+		return hash_layer(src, blob, &expected_diff, err);
+
 	blob->stage = xasprintf("%s/blob-%zu", opts->stage, ordinal);
 	if (mkdirat(store->dirfd, blob->stage, 0700) < 0)
 		return strata_error_set(err, errno, "cannot create staging directory `%s/%s`", store->path, blob->stage);
@@ -580,24 +704,7 @@ static int read_layer(struct strata_store *store, const struct strata_read_optio
 	inf.src = src;
 	inf.queue = &queue;
 	inf.diff_hash = strata_sha256_new();
-	switch (blob->compression) {
-	case STRATA_COMPRESSION_GZIP:
-		rc = inflate_gzip(&inf);
-		break;
-	case STRATA_COMPRESSION_ZSTD:
-		rc = inflate_zstd(&inf);
-		break;
-	default:
-		rc = inflate_none(&inf);
-		break;
-	}
-	/* Keep reading to the end of the entry: the blob digest covers all of it. */
-	if (rc == 0 && !src->eof) {
-		const void *buf;
-
-		while (source_read(src, &buf) > 0)
-			;
-	}
+	rc = run_inflater(&inf, blob->compression);
 	queue_finish(&queue, rc < 0);
 	pthread_join(thread, NULL);
 	close(job.dirfd);
@@ -743,7 +850,7 @@ static int read_entry(struct strata_store *store, const struct strata_read_optio
 			blob->size = src.size;
 		}
 	} else {
-		rc = read_layer(store, opts, &src, blob, archive->nblobs, err);
+		rc = read_layer(store, opts, archive, &src, blob, archive->nblobs, err);
 	}
 	strata_sha256_free(src.hash);
 	strata_error_free(src.err);

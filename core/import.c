@@ -728,6 +728,28 @@ static int write_json_at(int dirfd, const char *name, json_t *json, struct strat
 	return rc;
 }
 
+/* Lets later imports recognise this blob by its archive name without unpacking it. */
+static int index_blob(struct importer *im, struct strata_blob *blob, const char *blob_digest, const char *diff,
+		      struct strata_error **err)
+{
+	auto_free char *name = strata_blob_index_name(blob->name);
+	auto_free char *line = xasprintf("%s %s\n", blob_digest, diff);
+	auto_free char *by_digest = xasprintf("blob-index/%.64s", blob_digest + 7);
+
+	/* A layer keyed by its chain depends on its lower layers, so its blob alone does not identify it. */
+	if (blob->unpack.lower_links > 0)
+		return 0;
+	if (write_file_atomic_at(im->store->dirfd, by_digest, line, strlen(line), 0644, err) < 0)
+		return -1;
+	if (name && strncmp(name, "v1-", 3) == 0) {
+		auto_free char *by_name = xasprintf("blob-index/%s", name);
+
+		if (write_file_atomic_at(im->store->dirfd, by_name, line, strlen(line), 0644, err) < 0)
+			return -1;
+	}
+	return 0;
+}
+
 static int publish_layer(struct importer *im, struct candidate_layer *l, struct strata_error **err)
 {
 	struct strata_blob *blob = l->blob;
@@ -739,11 +761,11 @@ static int publish_layer(struct importer *im, struct candidate_layer *l, struct 
 	json_t *meta;
 	int rc;
 
-	if (!l->unpacked || blob->published)
-		return 0;
 	strata_digest_hex(&l->key, key);
 	strata_digest_string(&l->diff_id, diff);
 	strata_digest_string(&blob->digest, blob_digest);
+	if (!l->unpacked || blob->published)
+		return index_blob(im, blob, blob_digest, diff, err);
 	dest = xasprintf("layers/%s", key);
 
 	stagefd = openat(im->store->dirfd, blob->stage, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -771,23 +793,7 @@ static int publish_layer(struct importer *im, struct candidate_layer *l, struct 
 	    errno != ENOTEMPTY)
 		return strata_error_set(err, errno, "cannot publish layer `%s/%s`", im->store->path, dest);
 	blob->published = true;
-
-	/* Let later imports recognise this blob by its archive name without unpacking it. */
-	if (blob->unpack.lower_links == 0) {
-		auto_free char *name = strata_blob_index_name(blob->name);
-		auto_free char *line = xasprintf("%s %s\n", blob_digest, diff);
-		auto_free char *by_digest = xasprintf("blob-index/%.64s", blob_digest + 7);
-
-		if (write_file_atomic_at(im->store->dirfd, by_digest, line, strlen(line), 0644, err) < 0)
-			return -1;
-		if (name && strncmp(name, "v1-", 3) == 0) {
-			auto_free char *by_name = xasprintf("blob-index/%s", name);
-
-			if (write_file_atomic_at(im->store->dirfd, by_name, line, strlen(line), 0644, err) < 0)
-				return -1;
-		}
-	}
-	return 0;
+	return index_blob(im, blob, blob_digest, diff, err);
 }
 
 static json_t *image_record(struct candidate *c)
