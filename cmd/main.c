@@ -117,7 +117,7 @@ static void print_option_list(const struct command *cmd)
 static int parse_args(const struct command *cmd, int argc, char **argv, struct cmd_args *args)
 {
 	struct option longopts[OPT_COUNT + 4];
-	char shortopts[64] = "+h";
+	char shortopts[64] = "h";
 	size_t n = 0;
 	size_t s = 2;
 	int c;
