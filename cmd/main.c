@@ -119,7 +119,7 @@ static int parse_args(const struct command *cmd, int argc, char **argv, struct c
 	struct option longopts[OPT_COUNT + 4];
 	char shortopts[64] = "h";
 	size_t n = 0;
-	size_t s = 2;
+	size_t s = 1;
 	int c;
 
 	memset(args, 0, sizeof(*args));

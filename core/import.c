@@ -63,6 +63,7 @@ struct importer {
 	struct candidate *images;
 	size_t nimages;
 	const char *platform;
+	bool platform_explicit;         /* chosen with --platform: never fall back to another */
 };
 
 const char *strata_host_platform(void)
@@ -277,7 +278,8 @@ static int visit_index(struct importer *im, json_t *index, const char *where, ch
 
 		if (json_is_object(platform)) {
 			any_platform = true;
-			if (!platform_matches(platform, im->platform)) {
+			if (!platform_matches(platform, im->platform) &&
+			    (json_array_size(manifests) > 1 || im->platform_explicit)) {
 				const char *os = json_string_value(json_object_get(platform, "os"));
 				const char *arch = json_string_value(json_object_get(platform, "architecture"));
 
@@ -440,7 +442,13 @@ static int read_oci_index(struct importer *im, struct strata_blob *index_blob, s
 		struct candidate names = {0};
 		auto_free char *where = xasprintf("index.json manifests[%zu]", i);
 
-		if (json_is_object(platform) && !platform_matches(platform, im->platform)) {
+		if (json_is_object(platform) && !platform_matches(platform, im->platform) &&
+		    json_array_size(manifests) == 1 && !im->platform_explicit) {
+			/* The only image of the archive: take it, as podman load does, but say so. */
+			strata_warn("%s is for platform %s/%s, not %s", where,
+				    json_string_value(json_object_get(platform, "os")) ?: "?",
+				    json_string_value(json_object_get(platform, "architecture")) ?: "?", im->platform);
+		} else if (json_is_object(platform) && !platform_matches(platform, im->platform)) {
 			/* Several platforms side by side at the top level: pick like a nested index. */
 			bool others_match = false;
 
@@ -940,6 +948,7 @@ int strata_import(struct strata_store *store, const struct strata_import_options
 
 	memset(result, 0, sizeof(*result));
 	im.platform = opts->platform ? opts->platform : strata_host_platform();
+	im.platform_explicit = opts->platform != NULL;
 	im.stage = strata_store_stage(store, "import", err);
 	if (im.stage == NULL)
 		return -1;
