@@ -68,11 +68,6 @@ struct strata_index_record *strata_index_writer_record(struct strata_index_write
 	return &w->records[n];
 }
 
-const char *strata_index_writer_path(const struct strata_index_writer *w, uint32_t n)
-{
-	return w->strings.data + w->records[n].path_off;
-}
-
 static int compare_paths(const char *a, size_t alen, const char *b, size_t blen)
 {
 	int c = memcmp(a, b, alen < blen ? alen : blen);

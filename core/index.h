@@ -113,7 +113,6 @@ void strata_index_writer_release(struct strata_index_writer *w);
 uint32_t strata_index_writer_add(struct strata_index_writer *w, const struct strata_index_entry *e);
 /* Record access while writing (pointers are invalidated by the next add). */
 struct strata_index_record *strata_index_writer_record(struct strata_index_writer *w, uint32_t n);
-const char *strata_index_writer_path(const struct strata_index_writer *w, uint32_t n);
 /* Sorts, then writes the index file atomically below dirfd. */
 int strata_index_writer_write(struct strata_index_writer *w, int dirfd, const char *name,
 			      struct strata_error **err);

@@ -28,7 +28,8 @@ size_t strata_path_depth(const char *path);
 
 /*
  * Escapes a path for human output: printable ASCII and valid UTF-8 pass
- * through; control characters, backslash and invalid bytes become \xHH.
+ * through, a backslash is doubled, and control characters and bytes that
+ * are not valid UTF-8 become \xHH.
  * Returns a malloc'd string.
  */
 char *strata_path_escape(const char *path);

@@ -5,9 +5,65 @@
 
 #include "util.h"
 
-static bool valid_name_char(char c)
+static bool is_lower_alnum(char c)
 {
-	return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-' || c == '/';
+	return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
+}
+
+/*
+ * Checks one path component of a repository name: lower-case letters and
+ * digits, with single ".", "_", "__" or runs of "-" between them, as the
+ * OCI distribution specification defines it.
+ */
+static bool valid_component(const char *p, size_t len)
+{
+	size_t i = 0;
+
+	if (len == 0 || !is_lower_alnum(p[0]) || !is_lower_alnum(p[len - 1]))
+		return false;
+	while (i < len) {
+		if (is_lower_alnum(p[i])) {
+			i++;
+			continue;
+		}
+		if (p[i] == '.' || (p[i] == '_' && !(i + 1 < len && p[i + 1] == '_'))) {
+			i++;
+		} else if (p[i] == '_') {
+			i += 2;
+		} else if (p[i] == '-') {
+			while (i < len && p[i] == '-')
+				i++;
+		} else {
+			return false;
+		}
+		if (i >= len || !is_lower_alnum(p[i]))
+			return false;
+	}
+	return true;
+}
+
+/* Checks a registry host: letters, digits, "." and "-", with an optional ":port". */
+static bool valid_host(const char *p, size_t len)
+{
+	const char *colon = memchr(p, ':', len);
+	size_t hlen = colon ? (size_t)(colon - p) : len;
+
+	if (hlen == 0 || !isalnum((unsigned char)p[0]) || !isalnum((unsigned char)p[hlen - 1]))
+		return false;
+	for (size_t i = 0; i < hlen; i++) {
+		if (!isalnum((unsigned char)p[i]) && p[i] != '.' && p[i] != '-')
+			return false;
+		if (p[i] == '.' && p[i + 1] == '.')
+			return false;
+	}
+	if (colon) {
+		if (colon + 1 == p + len)
+			return false;
+		for (const char *q = colon + 1; q < p + len; q++)
+			if (!isdigit((unsigned char)*q))
+				return false;
+	}
+	return true;
 }
 
 static bool valid_tag(const char *tag)
@@ -55,17 +111,25 @@ char *strata_ref_normalize(const char *ref, struct strata_error **err)
 	if (name[0] == '\0' || !valid_tag(tag))
 		return strata_error_set(err, 0, "invalid image reference `%s` (expected NAME[:TAG])", ref), NULL;
 
-	/* A registry host may contain upper case and a port; the path may not. */
-	host_end = strata_ref_has_domain(name) && first_slash ? name + (first_slash - ref) : name;
-	for (const char *p = host_end; *p; p++) {
-		if (!valid_name_char(*p))
-			return strata_error_set(err, 0, "invalid image reference `%s`: names use lower-case letters, "
-						"digits and . _ - / only", ref), NULL;
+	/* A registry host may contain upper case and a port; the path components may not. */
+	host_end = name;
+	if (strata_ref_has_domain(name) && first_slash) {
+		host_end = name + (first_slash - ref);
+		if (!valid_host(name, (size_t)(host_end - name)))
+			return strata_error_set(err, 0, "invalid image reference `%s`: invalid registry host", ref), NULL;
+		host_end++;
 	}
-	if (host_end[0] == '/' && host_end == name)
-		return strata_error_set(err, 0, "invalid image reference `%s`", ref), NULL;
-	if (strstr(name, "//") || name[strlen(name) - 1] == '/')
-		return strata_error_set(err, 0, "invalid image reference `%s`: empty name component", ref), NULL;
+	for (const char *p = host_end;;) {
+		const char *slash = strchr(p, '/');
+		size_t len = slash ? (size_t)(slash - p) : strlen(p);
+
+		if (!valid_component(p, len))
+			return strata_error_set(err, 0, "invalid image reference `%s`: name components use lower-case "
+						"letters and digits separated by . _ or -", ref), NULL;
+		if (slash == NULL)
+			break;
+		p = slash + 1;
+	}
 	return xasprintf("%s:%s", name, tag);
 }
 

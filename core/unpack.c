@@ -374,7 +374,7 @@ static int open_parent(struct unpacker *u, const char *path, const char *entry_n
 					u->opts->layer_name, entry_name);
 			if (errno == ENOTDIR)
 				return strata_error_set(err, 0,
-					"%s: entry `%s` has a parent component that is not a directory",
+					"%s: entry `%s` has a parent component that is a symlink or not a directory",
 					u->opts->layer_name, entry_name);
 			return strata_error_set(err, errno, "%s: cannot open the parent directory of entry `%s`",
 						u->opts->layer_name, entry_name);
@@ -399,6 +399,24 @@ static bool is_overlay_xattr(const char *name)
 	return strncmp(name, "trusted.overlay.", 16) == 0 || strncmp(name, "user.overlay.", 13) == 0;
 }
 
+/* Returns true when the serialised xattrs in blob already contain `name`. */
+static bool xattr_recorded(const struct strbuf *blob, const char *name)
+{
+	size_t off = 0;
+
+	while (off < blob->len) {
+		const char *n = blob->data + off;
+		uint32_t size;
+
+		off += strlen(n) + 1;
+		memcpy(&size, blob->data + off, 4);
+		off += 4 + size;
+		if (strcmp(n, name) == 0)
+			return true;
+	}
+	return false;
+}
+
 /*
  * Serialises the entry's xattrs for the index and applies them to fd (an
  * open file or directory).  Overlay xattrs from the image are recorded but
@@ -416,6 +434,9 @@ static int apply_xattrs(struct unpacker *u, struct archive_entry *entry, int fd,
 		uint32_t size32 = (uint32_t)size;
 		bool applied = false;
 
+		/* libarchive's pax writer stores each xattr twice (LIBARCHIVE.xattr and SCHILY.xattr). */
+		if (xattr_recorded(blob, xname))
+			continue;
 		if (size > u->opts->limits.max_xattr_size)
 			return strata_error_set(err, 0,
 				"%s: entry `%s` has xattr `%s` of %zu bytes, over the limit of %zu",
@@ -760,7 +781,10 @@ static int unpack_symlink(struct unpacker *u, struct archive_entry *entry, const
 	} else {
 		e.flags |= STRATA_ENTRY_OWNER_NOT_SET;
 	}
-	apply_xattrs(u, entry, -1, name, &xattrs, &e.flags, err);
+	if (apply_xattrs(u, entry, -1, name, &xattrs, &e.flags, err) < 0) {
+		strbuf_release(&xattrs);
+		return -1;
+	}
 	e.xattrs = xattrs.data;
 	e.xattrs_len = xattrs.len;
 	if (set_times_nofollow(parentfd, leaf_name(path), entry) < 0) {
@@ -793,7 +817,8 @@ static int unpack_special(struct unpacker *u, struct archive_entry *entry, const
 	e.type = type == S_IFCHR ? STRATA_ENTRY_CHAR : type == S_IFBLK ? STRATA_ENTRY_BLOCK : STRATA_ENTRY_FIFO;
 	e.rdev_major = major(rdev);
 	e.rdev_minor = minor(rdev);
-	apply_xattrs(u, entry, -1, name, &xattrs, &e.flags, err);
+	if (apply_xattrs(u, entry, -1, name, &xattrs, &e.flags, err) < 0)
+		goto fail;
 	e.xattrs = xattrs.data;
 	e.xattrs_len = xattrs.len;
 
