@@ -18,13 +18,17 @@
 
 enum option_id {
 	OPT_BYTES,
+	OPT_CHROOT,
+	OPT_DRIVER,
 	OPT_HELP,
 	OPT_JSON,
 	OPT_LIST_OPTIONS,
+	OPT_NAME,
 	OPT_NO_TRUNC,
 	OPT_OUTPUT,
 	OPT_PLATFORM,
 	OPT_QUIET,
+	OPT_RM,
 	OPT_STORE,
 	OPT_TAG,
 	OPT_COUNT
@@ -50,6 +54,7 @@ struct cmd_args {
 enum command_flags {
 	CMD_STORE = 1 << 0,         /* opens the store for reading */
 	CMD_STORE_WRITE = 1 << 1,   /* opens (and creates) the store with the writer lock */
+	CMD_EMPTY_OK = 1 << 2,      /* a missing store is an empty one (listing commands) */
 };
 
 struct command {
@@ -73,11 +78,22 @@ int cmd_pull_from_tarball(struct strata_store *store, struct cmd_args *args);
 int cmd_images(struct strata_store *store, struct cmd_args *args);
 int cmd_layers(struct strata_store *store, struct cmd_args *args);
 int cmd_demo(struct strata_store *store, struct cmd_args *args);
+int cmd_run_view(struct strata_store *store, struct cmd_args *args);
+int cmd_views(struct strata_store *store, struct cmd_args *args);
+int cmd_rm_view(struct strata_store *store, struct cmd_args *args);
+int cmd_mount(struct strata_store *store, struct cmd_args *args);
+int cmd_umount(struct strata_store *store, struct cmd_args *args);
+int cmd_verify(struct strata_store *store, struct cmd_args *args);
 
 extern const struct option_spec pull_from_tarball_options[];
 extern const struct option_spec images_options[];
 extern const struct option_spec layers_options[];
 extern const struct option_spec demo_options[];
+extern const struct option_spec run_view_options[];
+extern const struct option_spec views_options[];
+extern const struct option_spec rm_view_options[];
+extern const struct option_spec mount_options[];
+extern const struct option_spec verify_options[];
 
 /* Reports an error on stderr ("strata: error: ...") and frees it; returns 1. */
 int report_error(struct strata_error *err);

@@ -75,7 +75,7 @@ int cmd_images(struct strata_store *store, struct cmd_args *args)
 	json_t *list = json_array();
 	int rc = 0;
 
-	if (strata_store_list_images(store, &ids, &count, &err) < 0) {
+	if (store && strata_store_list_images(store, &ids, &count, &err) < 0) {
 		json_decref(list);
 		return report_error(err);
 	}

@@ -38,7 +38,7 @@ static const struct command commands[] = {
 		"images", cmd_images, "list the images in the store",
 		"[--bytes] [--json] [--no-trunc] [-q] [--store DIR]",
 		"Lists every tagged image (one row per tag) and every untagged image in the store.",
-		images_options, CMD_STORE, 0, 0,
+		images_options, CMD_STORE | CMD_EMPTY_OK, 0, 0,
 	},
 	{
 		"layers", cmd_layers, "list an image's layers with sizes, history and sharing",
@@ -49,6 +49,14 @@ static const struct command commands[] = {
 		layers_options, CMD_STORE, 1, 1,
 	},
 	{
+		"mount", cmd_mount, "mount a view on a directory until `strata umount` (root only)",
+		"[--store DIR] VIEW DIR",
+		"Mounts VIEW (the image's layers read-only under the view's upper directory) on DIR in the "
+		"host's mount namespace, so that other tools can explore it. Needs root. Changes made "
+		"through DIR land in the view's upper directory.",
+		mount_options, CMD_STORE, 2, 2,
+	},
+	{
 		"pull-from-tarball", cmd_pull_from_tarball, "import images from a docker, podman or OCI archive",
 		"[--json] [--platform OS/ARCH[/VARIANT]] [-q] [--store DIR] [--tag NAME:TAG]... FILE|-",
 		"Imports every image in FILE (or standard input for -): docker save archives (legacy and "
@@ -56,6 +64,46 @@ static const struct command commands[] = {
 		"optionally gzip- or zstd-compressed. Every digest is verified before anything is published, "
 		"and each layer is unpacked once into the shared store.",
 		pull_from_tarball_options, CMD_STORE_WRITE, 1, 1,
+	},
+	{
+		"rm-view", cmd_rm_view, "delete views and their changes",
+		"[--store DIR] VIEW...",
+		"Deletes each VIEW with its upper directory. A view in which a command is running is not "
+		"deleted. Prints the name of each deleted view.",
+		rm_view_options, CMD_STORE, 1, -1,
+	},
+	{
+		"run-view", cmd_run_view, "run a command in a container view of an image",
+		"[--chroot] [--driver overlay|copy] [--name NAME] [-q] [--rm] [--store DIR] IMAGE [-- COMMAND [ARG...]]",
+		"Creates the view NAME of IMAGE (or reuses it, like restarting a stopped container): the "
+		"image's layers read-only under a writable upper directory of its own, mounted with overlayfs "
+		"in a private mount namespace. Runs COMMAND with the view's root as its working directory "
+		"(default: $SHELL, else /bin/sh) and exits with its exit status. With --chroot, COMMAND runs "
+		"inside the view's root, and without COMMAND the image's Entrypoint and Cmd run with its Env, "
+		"WorkingDir and User. The view and its upper directory persist after the command; --rm deletes "
+		"the view. A non-root user gets a user namespace in which they are root.",
+		run_view_options, CMD_STORE, 1, -1,
+	},
+	{
+		"umount", cmd_umount, "unmount a view mounted with `strata mount`",
+		"[--store DIR] DIR",
+		"Unmounts the view that `strata mount` mounted on DIR.",
+		mount_options, CMD_STORE, 1, 1,
+	},
+	{
+		"verify", cmd_verify, "check an image's unpacked layers against their indexes",
+		"[--store DIR] IMAGE",
+		"Re-hashes every file of every layer of IMAGE and compares type, mode, owner, size, content, "
+		"symlink targets and device numbers with the layer's index. Lists each difference and exits "
+		"1 when there is any.",
+		verify_options, CMD_STORE, 1, 1,
+	},
+	{
+		"views", cmd_views, "list the views in the store",
+		"[--bytes] [--json] [-q] [--store DIR]",
+		"Lists every view: its name, image, driver, creation time and size: the regular files of its "
+		"upper directory, or of the whole copy for a view made with the copy driver.",
+		views_options, CMD_STORE | CMD_EMPTY_OK, 0, 0,
 	},
 };
 
@@ -209,7 +257,7 @@ static int run_command(const struct command *cmd, int argc, char **argv)
 		release_args(&args);
 		return rc;
 	}
-	if (args.count[OPT_JSON] && args.count[OPT_QUIET] && strcmp(cmd->name, "pull-from-tarball") == 0) {
+	if (args.count[OPT_JSON] && args.count[OPT_QUIET]) {
 		release_args(&args);
 		return usage_error(cmd->name, "--json and -q cannot be used together");
 	}
@@ -218,6 +266,12 @@ static int run_command(const struct command *cmd, int argc, char **argv)
 		unsigned flags = (cmd->flags & CMD_STORE_WRITE) ? STRATA_STORE_CREATE | STRATA_STORE_LOCK : 0;
 
 		path = strata_store_default_path(args.value[OPT_STORE] ? args.value[OPT_STORE] : global_store);
+		if ((cmd->flags & CMD_EMPTY_OK) && access(path, F_OK) < 0 && errno == ENOENT) {
+			/* Nothing imported yet: list nothing, as docker and podman do. */
+			rc = cmd->run(NULL, &args);
+			release_args(&args);
+			return rc;
+		}
 		store = strata_store_open(path, flags, &err);
 		if (store == NULL) {
 			release_args(&args);

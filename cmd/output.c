@@ -86,6 +86,8 @@ const char *format_age(const char *rfc3339, char *buf, size_t len)
 	time_t then;
 	time_t now = time(NULL);
 	long long diff;
+	long long count;
+	const char *unit;
 
 	if (rfc3339 == NULL || rfc3339[0] == '\0') {
 		snprintf(buf, len, "-");
@@ -98,20 +100,23 @@ const char *format_age(const char *rfc3339, char *buf, size_t len)
 	}
 	then = timegm(&tm);
 	diff = (long long)(now - then);
-	if (diff < 0)
+	if (diff < 0) {
 		snprintf(buf, len, "in the future");
-	else if (diff < 120)
-		snprintf(buf, len, "%lld seconds ago", diff);
+		return buf;
+	}
+	if (diff < 120)
+		count = diff, unit = "second";
 	else if (diff < 7200)
-		snprintf(buf, len, "%lld minutes ago", diff / 60);
+		count = diff / 60, unit = "minute";
 	else if (diff < 2 * 86400)
-		snprintf(buf, len, "%lld hours ago", diff / 3600);
+		count = diff / 3600, unit = "hour";
 	else if (diff < 60 * 86400)
-		snprintf(buf, len, "%lld days ago", diff / 86400);
+		count = diff / 86400, unit = "day";
 	else if (diff < 730 * 86400)
-		snprintf(buf, len, "%lld months ago", diff / (30 * 86400));
+		count = diff / (30 * 86400), unit = "month";
 	else
-		snprintf(buf, len, "%lld years ago", diff / (365 * 86400));
+		count = diff / (365 * 86400), unit = "year";
+	snprintf(buf, len, "%lld %s%s ago", count, unit, count == 1 ? "" : "s");
 	return buf;
 }
 

@@ -161,7 +161,7 @@ int strata_index_load(int dirfd, const char *name, struct strata_index *idx, str
 
 corrupt:
 	free(buf);
-	return strata_error_set(err, 0, "layer index `%s` is corrupt (run `strata fsck`)", name);
+	return strata_error_set(err, 0, "layer index `%s` is corrupt", name);
 }
 
 void strata_index_release(struct strata_index *idx)

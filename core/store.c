@@ -77,6 +77,41 @@ static int init_store(struct strata_store *store, struct strata_error **err)
 	return rc;
 }
 
+int strata_store_lock(struct strata_store *store, struct strata_error **err)
+{
+	if (store->lock_fd >= 0)
+		return 0;
+	if (store->known && !store->rootless && geteuid() != 0)
+		return strata_error_set(err, 0, "store `%s` was created by root; a non-root user cannot write to it "
+					"(use --store with a directory of your own)", store->path);
+	if (store->known && store->rootless && geteuid() == 0)
+		return strata_error_set(err, 0, "store `%s` is a non-root store; write to it as the user who owns "
+					"it, or use another --store as root", store->path);
+	store->lock_fd = openat(store->dirfd, "lock", O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (store->lock_fd < 0)
+		return strata_error_set(err, errno, "cannot open `%s/lock`", store->path);
+	while (flock(store->lock_fd, LOCK_EX) < 0) {
+		if (errno != EINTR)
+			return strata_error_set(err, errno, "cannot lock store `%s`", store->path);
+	}
+	if (init_store(store, err) < 0)
+		return -1;
+	/* We hold the writer lock, so anything in tmp/ was left by a killed writer. */
+	if (rmtree_at(store->dirfd, "tmp", err) < 0 || mkdirat(store->dirfd, "tmp", 0700) < 0) {
+		if (*err == NULL)
+			strata_error_set(err, errno, "cannot recreate `%s/tmp`", store->path);
+		return strata_error_wrap(err, "cleaning stale staging in store `%s`", store->path);
+	}
+	return 0;
+}
+
+void strata_store_unlock(struct strata_store *store)
+{
+	if (store->lock_fd >= 0)
+		close(store->lock_fd);
+	store->lock_fd = -1;
+}
+
 struct strata_store *strata_store_open(const char *path, unsigned flags, struct strata_error **err)
 {
 	struct strata_store *store = xcalloc(1, sizeof(*store));
@@ -90,6 +125,15 @@ struct strata_store *strata_store_open(const char *path, unsigned flags, struct 
 		if (mkdir_p_at(AT_FDCWD, path, 0700, err) < 0)
 			goto fail;
 		store->dirfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	}
+	if (store->dirfd >= 0) {
+		/* Views hand layer paths to the kernel, which needs them absolute. */
+		char *absolute = realpath(path, NULL);
+
+		if (absolute) {
+			free(store->path);
+			store->path = absolute;
+		}
 	}
 	if (store->dirfd < 0) {
 		if (errno == ENOENT)
@@ -108,28 +152,18 @@ struct strata_store *strata_store_open(const char *path, unsigned flags, struct 
 		goto fail;
 	}
 
-	if (flags & STRATA_STORE_LOCK) {
-		store->lock_fd = openat(store->dirfd, "lock", O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-		if (store->lock_fd < 0) {
-			strata_error_set(err, errno, "cannot open `%s/lock`", path);
+	if (faccessat(store->dirfd, "strata.json", F_OK, AT_SYMLINK_NOFOLLOW) == 0) {
+		meta = strata_store_read_json(store, "strata.json", err);
+		if (meta == NULL) {
+			strata_error_wrap(err, "`%s` is not a strata store", path);
 			goto fail;
 		}
-		while (flock(store->lock_fd, LOCK_EX) < 0) {
-			if (errno != EINTR) {
-				strata_error_set(err, errno, "cannot lock store `%s`", path);
-				goto fail;
-			}
-		}
-		if (init_store(store, err) < 0)
-			goto fail;
-		/* We hold the writer lock, so anything in tmp/ was left by a killed writer. */
-		if (rmtree_at(store->dirfd, "tmp", err) < 0 || mkdirat(store->dirfd, "tmp", 0700) < 0) {
-			if (*err == NULL)
-				strata_error_set(err, errno, "cannot recreate `%s/tmp`", path);
-			strata_error_wrap(err, "cleaning stale staging in store `%s`", path);
-			goto fail;
-		}
+		store->rootless = json_is_true(json_object_get(meta, "rootless"));
+		store->known = true;
+		json_decref(meta);
 	}
+	if ((flags & STRATA_STORE_LOCK) && strata_store_lock(store, err) < 0)
+		goto fail;
 
 	meta = strata_store_read_json(store, "strata.json", err);
 	if (meta == NULL) {
@@ -143,16 +177,6 @@ struct strata_store *strata_store_open(const char *path, unsigned flags, struct 
 	}
 	store->rootless = json_is_true(json_object_get(meta, "rootless"));
 	json_decref(meta);
-	if ((flags & STRATA_STORE_LOCK) && !store->rootless && geteuid() != 0) {
-		strata_error_set(err, 0, "store `%s` was created by root; a non-root user cannot write to it "
-				 "(use --store with a directory of your own)", path);
-		goto fail;
-	}
-	if ((flags & STRATA_STORE_LOCK) && store->rootless && geteuid() == 0) {
-		strata_error_set(err, 0, "store `%s` is a non-root store; write to it as the user who owns it, "
-				 "or use another --store as root", path);
-		goto fail;
-	}
 	return store;
 
 fail:
@@ -210,7 +234,7 @@ json_t *strata_store_load_tags(struct strata_store *store, struct strata_error *
 	tags = strata_store_read_json(store, "tags.json", err);
 	if (tags && !json_is_object(tags)) {
 		json_decref(tags);
-		strata_error_set(err, 0, "`%s/tags.json` is not a JSON object (run `strata fsck`)", store->path);
+		strata_error_set(err, 0, "`%s/tags.json` is not a JSON object", store->path);
 		return NULL;
 	}
 	return tags;
@@ -339,7 +363,7 @@ struct strata_image *strata_image_load(struct strata_store *store, const struct 
 		    strata_digest_parse(json_string_value(json_object_get(l, "blob_digest")), record_path,
 					&out->blob_digest, err) < 0 ||
 		    key == NULL || !strata_digest_parse_hex(key, strlen(key), &out->key)) {
-			strata_error_set(err, 0, "`%s/%s` is corrupt (run `strata fsck`)", store->path, record_path);
+			strata_error_set(err, 0, "`%s/%s` is corrupt", store->path, record_path);
 			json_decref(record);
 			goto fail;
 		}

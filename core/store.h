@@ -13,6 +13,7 @@
  *   images/<id hex>/       config.json and manifest.json (bytes as imported),
  *                          image.json (strata's record: layers, source)
  *   tags.json              {"name:tag": "sha256:<id>"}, rewritten atomically
+ *   views/<name>/          container views (see view.h)
  *   tmp/                   staging; anything here is garbage once no writer holds the lock
  *
  * Every published object appears by rename(2) of a complete staged one, so a
@@ -34,6 +35,7 @@ struct strata_store {
 	int dirfd;
 	int lock_fd;
 	bool rootless;  /* created by a non-root user: user.overlay.* xattrs, owners only in indexes */
+	bool known;     /* strata.json existed when the store was opened */
 };
 
 enum strata_store_open_flags {
@@ -46,6 +48,14 @@ char *strata_store_default_path(const char *option);
 
 struct strata_store *strata_store_open(const char *path, unsigned flags, struct strata_error **err);
 void strata_store_free(struct strata_store *store);
+
+/*
+ * Takes the writer lock (waiting for other writers) and removes stale
+ * staging; strata_store_unlock() releases it.  Opening with
+ * STRATA_STORE_LOCK does the same for the store's whole lifetime.
+ */
+int strata_store_lock(struct strata_store *store, struct strata_error **err);
+void strata_store_unlock(struct strata_store *store);
 
 /* Creates a fresh staging directory below tmp/ and returns its name relative to the store. */
 char *strata_store_stage(struct strata_store *store, const char *prefix, struct strata_error **err);

@@ -182,9 +182,42 @@ test_images_lists_imported_image() {
 	assert_eq "$TINY_TAG" "$(out)" "--list-images"
 }
 
-test_images_on_missing_store_fails() {
+# synopsis_of CMD: the SYNOPSIS of CMD in its man page, roff markup removed and
+# whitespace collapsed, from the `.SY "strata CMD"` block of any page.
+synopsis_of() {
+	local cmd=$1
+	local escaped=${cmd//-/\\-}
+	cat "$REPO_ROOT"/man/*.1 | awk -v head=".SY \"strata $escaped\"" '
+		$0 == head { on = 1; next }
+		on && /^\.(YS|SY)/ { exit }
+		on { print }' |
+		sed -e 's/\\f[BRI]//g' -e 's/\\%//g' -e 's/\\-/-/g' -e 's/\\ / /g' -e 's/\\&//g' |
+		tr -s ' \n' '  ' | sed -e 's/^ //' -e 's/ $//'
+}
+
+test_man_synopsis_matches_help() {
 	need_strata
-	assert_exit 1 strata_store images
+	local cmd usage synopsis
+	while IFS=$'\t' read -r cmd _; do
+		usage=$("$STRATA" "$cmd" --help | sed -n '1s/^usage: strata [^ ]* *//p')
+		synopsis=$(synopsis_of "$cmd")
+		assert_ne "" "$synopsis" "man page SYNOPSIS of $cmd"
+		assert_eq "$usage" "$synopsis" "SYNOPSIS of $cmd matches its --help usage"
+	done < <("$STRATA" --list-commands)
+}
+
+test_images_on_missing_store_is_empty() {
+	need_strata
+	assert_exit 0 strata_store images
+	assert_eq "1" "$(out | wc -l)" "only the header row"
+	assert_exit 0 strata_store images --json
+	assert_eq "0" "$(out | jq length)" "empty JSON list"
+	assert_missing "$STORE" "store created by a read-only command"
+}
+
+test_layers_on_missing_store_fails() {
+	need_strata
+	assert_exit 1 strata_store layers teach
 	assert_error_line "$STORE"
 	assert_missing "$STORE" "store created by a read-only command"
 }
