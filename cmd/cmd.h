@@ -17,19 +17,38 @@
 #define STRATA_VERSION "0.1.0"
 
 enum option_id {
+	OPT_BASE,
 	OPT_BYTES,
 	OPT_CHROOT,
 	OPT_DRIVER,
 	OPT_HELP,
+	OPT_IGNORE,
 	OPT_JSON,
+	OPT_LAYER,
 	OPT_LIST_OPTIONS,
+	OPT_LONG,
+	OPT_MAX_ENTRIES,
+	OPT_MAX_IMAGE_BYTES,
+	OPT_MAX_LAYER_BYTES,
+	OPT_MAX_LAYER_SIZE,
+	OPT_MAX_PATH_DEPTH,
+	OPT_MAX_PATH_LENGTH,
+	OPT_MAX_WASTED,
+	OPT_MAX_XATTR_SIZE,
+	OPT_MIN_EFFICIENCY,
 	OPT_NAME,
+	OPT_NAME_ONLY,
 	OPT_NO_TRUNC,
+	OPT_NULL,
 	OPT_OUTPUT,
 	OPT_PLATFORM,
 	OPT_QUIET,
+	OPT_REPAIR,
 	OPT_RM,
+	OPT_STAT,
 	OPT_STORE,
+	OPT_STORE_REPORT,
+	OPT_TOP,
 	OPT_TAG,
 	OPT_COUNT
 };
@@ -84,6 +103,9 @@ int cmd_rm_view(struct strata_store *store, struct cmd_args *args);
 int cmd_mount(struct strata_store *store, struct cmd_args *args);
 int cmd_umount(struct strata_store *store, struct cmd_args *args);
 int cmd_verify(struct strata_store *store, struct cmd_args *args);
+int cmd_diff(struct strata_store *store, struct cmd_args *args);
+int cmd_du(struct strata_store *store, struct cmd_args *args);
+int cmd_fsck(struct strata_store *store, struct cmd_args *args);
 
 extern const struct option_spec pull_from_tarball_options[];
 extern const struct option_spec images_options[];
@@ -94,6 +116,9 @@ extern const struct option_spec views_options[];
 extern const struct option_spec rm_view_options[];
 extern const struct option_spec mount_options[];
 extern const struct option_spec verify_options[];
+extern const struct option_spec diff_options[];
+extern const struct option_spec du_options[];
+extern const struct option_spec fsck_options[];
 
 /* Reports an error on stderr ("strata: error: ...") and frees it; returns 1. */
 int report_error(struct strata_error *err);
@@ -108,6 +133,15 @@ const char *format_digest(const struct strata_digest *d, bool full, char *buf, s
 int print_json(json_t *json);
 /* Formats an RFC 3339 time as "N units ago" (or returns it unchanged when unparseable). */
 const char *format_age(const char *rfc3339, char *buf, size_t len);
+
+/*
+ * Maps history entries to layers: entries without "empty_layer": true own
+ * the layers in order.  Returns false when the counts disagree, which
+ * happens with configs written by some older tools.
+ */
+bool history_map(json_t *history, size_t nlayers, long *layer_of_entry);
+/* Returns the created_by of the history entry that made layer `layer` (0 = bottom) of `nlayers`, or NULL. */
+const char *history_created_by(json_t *config, size_t nlayers, size_t layer);
 
 /* A text table printed with aligned columns; cells are escaped for the terminal. */
 struct table {

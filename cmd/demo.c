@@ -79,5 +79,9 @@ int cmd_demo(struct strata_store *store, struct cmd_args *args)
 	printf("\n$ strata layers %s\n", STRATA_DEMO_TAG);
 	sub.argc = 1;
 	sub.argv = sub_argv;
-	return cmd_layers(store, &sub);
+	rc = cmd_layers(store, &sub);
+	if (rc != 0)
+		return rc;
+	printf("\n$ strata du %s\n", STRATA_DEMO_TAG);
+	return cmd_du(store, &sub);
 }

@@ -15,25 +15,6 @@ const struct option_spec layers_options[] = {
 	{ 0 },
 };
 
-/*
- * Maps history entries to layers: entries without "empty_layer": true own
- * the layers in order.  Returns false (and maps nothing) when the counts
- * disagree, which happens with configs written by some older tools.
- */
-static bool map_history(json_t *history, size_t nlayers, long *layer_of_entry)
-{
-	size_t next = 0;
-
-	for (size_t i = 0; i < json_array_size(history); i++) {
-		bool empty = json_is_true(json_object_get(json_array_get(history, i), "empty_layer"));
-
-		layer_of_entry[i] = empty ? -1 : (long)next;
-		if (!empty)
-			next++;
-	}
-	return next == nlayers;
-}
-
 static json_t *layers_json(const struct strata_image *image, json_t *usage, json_t *history,
 			   const long *layer_of_entry, bool mapped)
 {
@@ -152,7 +133,7 @@ int cmd_layers(struct strata_store *store, struct cmd_args *args)
 	}
 	history = json_object_get(image->config, "history");
 	layer_of_entry = xcalloc(json_array_size(history) + 1, sizeof(long));
-	mapped = map_history(history, image->nlayers, layer_of_entry);
+	mapped = history_map(history, image->nlayers, layer_of_entry);
 
 	if (args->count[OPT_JSON]) {
 		json_t *json = layers_json(image, usage, history, layer_of_entry, mapped);

@@ -25,14 +25,46 @@ bool stdout_colour;
 
 static const struct command commands[] = {
 	{
-		"demo", cmd_demo, "import the built-in teaching image and show its layers",
+		"demo", cmd_demo, "import the built-in teaching image and show how it grew",
 		"[-o FILE] [--store DIR]",
 		"Writes a small teaching image with strata's own code (no network needed), imports it "
-		"into the store as " "localhost/strata-demo:latest" " and prints `strata images` and "
-		"`strata layers`. Its six layers show an added tree, a 4 KiB edit that copies up a 4 MiB "
+		"into the store as " "localhost/strata-demo:latest" " and prints `strata images`, "
+		"`strata layers` and `strata du`. Its six layers show an added tree, a 4 KiB edit that copies up a 4 MiB "
 		"file, a chmod that copies up a 2 MiB file, deletions by whiteout, a directory replaced "
 		"through an opaque whiteout, and a hard link. With -o, only writes the archive.",
 		demo_options, CMD_STORE_WRITE, 0, 0,
+	},
+	{
+		"diff", cmd_diff, "show what a view, a layer or an image changed",
+		"[--bytes] [--json] [--layer N] [--long] [--name-only] [-z] [--stat] [--store DIR] VIEW|IMAGE [IMAGE2]",
+		"With a VIEW, lists what its command changed against the image: A added, C changed, D deleted, "
+		"one path per line in path order, like `podman diff`. With IMAGE --layer N, lists what layer N "
+		"did to the layers below it. With IMAGE IMAGE2, lists how the second image's tree differs from "
+		"the first's, from the layer indexes alone. A name that is both a view and an image means the view.",
+		diff_options, CMD_STORE, 1, 2,
+	},
+	{
+		"du", cmd_du, "show where an image's bytes are and why it grew",
+		"[--base N] [--bytes] [--ignore GLOB]... [--json] [--max-layer-size BYTES] [--max-wasted BYTES|PERCENT] "
+		"[--min-efficiency RATIO] [--top N] IMAGE|VIEW | --store",
+		"For an IMAGE, lists per layer the bytes it added, the copy-ups with new content, the copy-ups "
+		"with the same content (a chmod, chown or touch copies the whole file), its whiteouts and opaque "
+		"directories and the bytes they hide that still ship below; then the image's shipped, live and "
+		"wasted bytes, its efficiency, and the files that waste the most. For a VIEW, shows what a layer "
+		"made from its changes would add. With --store, shows the store's bytes on disk and what sharing "
+		"layers saves. The --max-* and --min-* rules make du exit 3 when the image fails them. The "
+		"store's location goes before the command (strata --store DIR du ...), because du's --store "
+		"selects the store report.",
+		du_options, CMD_STORE, 0, 1,
+	},
+	{
+		"fsck", cmd_fsck, "check the store for damage and repair it",
+		"[--json] [--repair] [--store DIR]",
+		"Checks that every tag points at an image, every image at layers that exist, every layer matches "
+		"its index (each file is hashed again), every view at an image, and that no staging was left by an "
+		"interrupted command. With --repair, removes broken tags, images and layers and stale staging, and "
+		"says what it removed; views are reported but never removed. Exits 1 when a problem remains.",
+		fsck_options, CMD_STORE, 0, 0,
 	},
 	{
 		"images", cmd_images, "list the images in the store",
@@ -58,7 +90,9 @@ static const struct command commands[] = {
 	},
 	{
 		"pull-from-tarball", cmd_pull_from_tarball, "import images from a docker, podman or OCI archive",
-		"[--json] [--platform OS/ARCH[/VARIANT]] [-q] [--store DIR] [--tag NAME:TAG]... FILE|-",
+		"[--json] [--max-entries N] [--max-image-bytes BYTES] [--max-layer-bytes BYTES] [--max-path-depth N] "
+		"[--max-path-length N] [--max-xattr-size BYTES] [--platform OS/ARCH[/VARIANT]] [-q] [--store DIR] "
+		"[--tag NAME:TAG]... FILE|-",
 		"Imports every image in FILE (or standard input for -): docker save archives (legacy and "
 		"Docker 25+), podman docker-archive and oci-archive files and OCI image layouts in a tar, "
 		"optionally gzip- or zstd-compressed. Every digest is verified before anything is published, "

@@ -189,3 +189,33 @@ void table_release(struct table *t)
 	t->cells = NULL;
 	t->nrows = 0;
 }
+
+bool history_map(json_t *history, size_t nlayers, long *layer_of_entry)
+{
+	size_t next = 0;
+
+	for (size_t i = 0; i < json_array_size(history); i++) {
+		bool empty = json_is_true(json_object_get(json_array_get(history, i), "empty_layer"));
+
+		layer_of_entry[i] = empty ? -1 : (long)next;
+		if (!empty)
+			next++;
+	}
+	return next == nlayers;
+}
+
+const char *history_created_by(json_t *config, size_t nlayers, size_t layer)
+{
+	json_t *history = json_object_get(config, "history");
+	size_t n = json_array_size(history);
+	long *map = xcalloc(n + 1, sizeof(long));
+	const char *by = NULL;
+
+	if (history_map(history, nlayers, map)) {
+		for (size_t i = 0; i < n; i++)
+			if (map[i] == (long)layer)
+				by = json_string_value(json_object_get(json_array_get(history, i), "created_by"));
+	}
+	free(map);
+	return by;
+}

@@ -3,6 +3,7 @@
  */
 #define _GNU_SOURCE
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -15,6 +16,14 @@
 
 const struct option_spec pull_from_tarball_options[] = {
 	{ "json", 0, NULL, OPT_JSON, "print the result as JSON" },
+	{ "max-entries", 0, "N", OPT_MAX_ENTRIES, "reject a layer with more entries (default 4000000)" },
+	{ "max-image-bytes", 0, "BYTES", OPT_MAX_IMAGE_BYTES,
+	  "reject an archive whose layers hold more uncompressed bytes (default 1 TiB)" },
+	{ "max-layer-bytes", 0, "BYTES", OPT_MAX_LAYER_BYTES,
+	  "reject a layer with more uncompressed bytes (default 256 GiB)" },
+	{ "max-path-depth", 0, "N", OPT_MAX_PATH_DEPTH, "reject entry names with more components (default 256)" },
+	{ "max-path-length", 0, "N", OPT_MAX_PATH_LENGTH, "reject longer entry names, in bytes (default 4096)" },
+	{ "max-xattr-size", 0, "BYTES", OPT_MAX_XATTR_SIZE, "reject a larger extended attribute value (default 65536)" },
 	{ "platform", 0, "OS/ARCH[/VARIANT]", OPT_PLATFORM,
 	  "pick this platform from a multi-platform index (default: the host's)" },
 	{ "quiet", 'q', NULL, OPT_QUIET, "print only the image IDs" },
@@ -112,6 +121,76 @@ static void print_result(const struct strata_import_result *result)
 	}
 }
 
+/* Parses a positive size with an optional SI (kB, MB, GB, TB) or IEC (KiB, MiB, GiB, TiB) suffix. */
+static int parse_size(const char *text, uint64_t *out)
+{
+	static const struct {
+		const char *suffix;
+		uint64_t factor;
+	} units[] = {
+		{ "", 1 }, { "B", 1 }, { "kB", 1000 }, { "KB", 1000 }, { "MB", 1000000 }, { "GB", 1000000000 },
+		{ "TB", UINT64_C(1000000000000) }, { "KiB", 1024 }, { "MiB", 1 << 20 }, { "GiB", 1 << 30 },
+		{ "TiB", UINT64_C(1) << 40 },
+	};
+	char *end;
+	unsigned long long v;
+
+	if (text[0] < '0' || text[0] > '9')
+		return -1;
+	v = strtoull(text, &end, 10);
+	for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+		if (strcmp(end, units[i].suffix) == 0 && v > 0 && v <= UINT64_MAX / units[i].factor) {
+			*out = v * units[i].factor;
+			return 0;
+		}
+	}
+	return -1;
+}
+
+static int parse_limits(struct cmd_args *args, struct strata_unpack_limits *limits)
+{
+	static const struct {
+		enum option_id id;
+		const char *name;
+	} names[] = {
+		{ OPT_MAX_ENTRIES, "max-entries" }, { OPT_MAX_IMAGE_BYTES, "max-image-bytes" },
+		{ OPT_MAX_LAYER_BYTES, "max-layer-bytes" }, { OPT_MAX_PATH_DEPTH, "max-path-depth" },
+		{ OPT_MAX_PATH_LENGTH, "max-path-length" }, { OPT_MAX_XATTR_SIZE, "max-xattr-size" },
+	};
+
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		const char *text = args->value[names[i].id];
+		uint64_t v;
+
+		if (text == NULL)
+			continue;
+		if (parse_size(text, &v) < 0)
+			return usage_error("pull-from-tarball", "invalid --%s `%s` (a positive number, bytes may have a "
+					   "suffix such as MB or GiB)", names[i].name, text);
+		switch (names[i].id) {
+		case OPT_MAX_ENTRIES:
+			limits->max_entries = v;
+			break;
+		case OPT_MAX_IMAGE_BYTES:
+			limits->max_image_bytes = v;
+			break;
+		case OPT_MAX_LAYER_BYTES:
+			limits->max_layer_bytes = v;
+			break;
+		case OPT_MAX_PATH_DEPTH:
+			limits->max_path_depth = (size_t)v;
+			break;
+		case OPT_MAX_PATH_LENGTH:
+			limits->max_path_length = (size_t)v;
+			break;
+		default:
+			limits->max_xattr_size = (size_t)v;
+			break;
+		}
+	}
+	return 0;
+}
+
 int cmd_pull_from_tarball(struct strata_store *store, struct cmd_args *args)
 {
 	struct strata_import_options opts = {0};
@@ -140,6 +219,9 @@ int cmd_pull_from_tarball(struct strata_store *store, struct cmd_args *args)
 	opts.ntags = args->nlist[OPT_TAG];
 	opts.platform = args->value[OPT_PLATFORM];
 	strata_unpack_limits_default(&opts.limits);
+	rc = parse_limits(args, &opts.limits);
+	if (rc != 0)
+		goto out;
 	if (isatty(STDERR_FILENO) && !args->count[OPT_QUIET] && !args->count[OPT_JSON] && verbosity >= 0) {
 		opts.progress = show_progress;
 		opts.progress_data = &progress;

@@ -851,6 +851,12 @@ static int read_entry(struct strata_store *store, const struct strata_read_optio
 		}
 	} else {
 		rc = read_layer(store, opts, archive, &src, blob, archive->nblobs, err);
+		archive->tar_bytes += blob->tar_size;
+		/* Checked between layers, so one layer may overshoot by at most the per-layer limit. */
+		if (rc == 0 && archive->tar_bytes > opts->limits.max_image_bytes)
+			rc = strata_error_set(err, EFBIG, "the archive's layers are larger than the limit of %llu "
+					      "uncompressed bytes (raise it with --max-image-bytes)",
+					      (unsigned long long)opts->limits.max_image_bytes);
 	}
 	strata_sha256_free(src.hash);
 	strata_error_free(src.err);

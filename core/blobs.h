@@ -53,6 +53,7 @@ struct strata_alias {
 };
 
 struct strata_archive {
+	uint64_t tar_bytes;             /* uncompressed bytes of the layer candidates read so far */
 	struct strata_blob *blobs;
 	size_t nblobs;
 	struct strata_alias *aliases;

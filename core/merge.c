@@ -74,6 +74,29 @@ static struct strata_merged_entry *layer_entries(const struct strata_index *idx,
 int strata_merge_layers(const struct strata_index *layers, size_t n, struct strata_merged *out,
 			struct strata_error **err)
 {
+	return strata_merge_layers_traced(layers, n, out, NULL, NULL, err);
+}
+
+/* The tree below the layer being merged, for the callback's lookups. */
+static __thread struct strata_merged below_tree;
+
+static void report(strata_merge_fn fn, void *data, enum strata_merge_event_kind kind, size_t layer,
+		   const struct strata_merged_entry *entry, const struct strata_merged_entry *other)
+{
+	struct strata_merge_event ev = { .kind = kind, .layer = (uint32_t)layer, .entry = entry, .below = &below_tree };
+
+	if (fn == NULL)
+		return;
+	if (kind == STRATA_MERGE_HIDDEN)
+		ev.by = other;
+	else
+		ev.previous = other;
+	fn(data, &ev);
+}
+
+int strata_merge_layers_traced(const struct strata_index *layers, size_t n, struct strata_merged *out,
+			       strata_merge_fn fn, void *data, struct strata_error **err)
+{
 	struct strata_merged_entry *merged = NULL;
 	size_t count = 0;
 
@@ -89,6 +112,10 @@ int strata_merge_layers(const struct strata_index *layers, size_t n, struct stra
 		size_t k = 0;
 		const char *hide = NULL;    /* lower entries below this path are hidden */
 		size_t hide_len = 0;
+		const struct strata_merged_entry *hider = NULL;
+
+		below_tree.entries = merged;
+		below_tree.count = count;
 
 		while (i < count || j < upper_count) {
 			int c;
@@ -102,6 +129,8 @@ int strata_merge_layers(const struct strata_index *layers, size_t n, struct stra
 				/* Only in the lower stack: kept unless an upper entry hides it. */
 				if (!(hide && is_below(merged[i].path, merged[i].path_len, hide, hide_len)))
 					next[k++] = merged[i];
+				else
+					report(fn, data, STRATA_MERGE_HIDDEN, l, &merged[i], hider);
 				i++;
 				continue;
 			}
@@ -109,13 +138,26 @@ int strata_merge_layers(const struct strata_index *layers, size_t n, struct stra
 			{
 				const struct strata_index_record *r = &idx->records[upper[j].record];
 				bool hides_below = r->type != STRATA_ENTRY_DIR || (r->flags & STRATA_ENTRY_OPAQUE);
+				const struct strata_merged_entry *previous = NULL;
 
+				if (c == 0) {
+					/* An opaque directory or whiteout of this layer may have hidden it already. */
+					if (hide && is_below(merged[i].path, merged[i].path_len, hide, hide_len)) {
+						report(fn, data, STRATA_MERGE_HIDDEN, l, &merged[i], hider);
+					} else {
+						report(fn, data, STRATA_MERGE_HIDDEN, l, &merged[i], &upper[j]);
+						previous = &merged[i];
+					}
+				}
 				if (hides_below && !(hide && is_below(upper[j].path, upper[j].path_len, hide, hide_len))) {
 					hide = upper[j].path;
 					hide_len = upper[j].path_len;
+					hider = &upper[j];
 				}
-				if (r->type != STRATA_ENTRY_WHITEOUT)
+				if (r->type != STRATA_ENTRY_WHITEOUT) {
 					next[k++] = upper[j];
+					report(fn, data, STRATA_MERGE_PLACED, l, &next[k - 1], previous);
+				}
 				if (c == 0)
 					i++;
 				j++;

@@ -32,6 +32,32 @@ struct strata_merged {
  */
 int strata_merge_layers(const struct strata_index *layers, size_t n, struct strata_merged *out,
 			struct strata_error **err);
+
+enum strata_merge_event_kind {
+	STRATA_MERGE_PLACED,    /* an entry of layer `layer` enters the tree (`previous`: what it replaces) */
+	STRATA_MERGE_HIDDEN,    /* a lower entry leaves the tree because of `by` in layer `layer` */
+};
+
+struct strata_merge_event {
+	enum strata_merge_event_kind kind;
+	uint32_t layer;
+	const struct strata_merged_entry *entry;     /* the entry placed or hidden */
+	const struct strata_merged_entry *by;        /* HIDDEN: the upper entry that hides it */
+	const struct strata_merged_entry *previous;  /* PLACED: the lower entry at the same path, or NULL */
+	const struct strata_merged *below;           /* the tree of the layers under `layer` */
+};
+
+typedef void (*strata_merge_fn)(void *data, const struct strata_merge_event *event);
+
+/*
+ * Merges like strata_merge_layers() and reports every entry that enters or
+ * leaves the tree, layer by layer, in path order.  An entry replaced at its
+ * own path is reported HIDDEN (by the new entry) before the new one is
+ * PLACED with it as `previous`, unless an opaque directory or whiteout of
+ * the same layer hid it first (then `previous` is NULL).
+ */
+int strata_merge_layers_traced(const struct strata_index *layers, size_t n, struct strata_merged *out,
+			       strata_merge_fn fn, void *data, struct strata_error **err);
 void strata_merged_release(struct strata_merged *merged);
 
 /* Compares paths component by component ('/' sorts before any other byte). */

@@ -15,6 +15,8 @@
 
 #define STORE_VERSION 1
 
+static int lock_store(struct strata_store *store, bool clean, struct strata_error **err);
+
 char *strata_store_default_path(const char *option)
 {
 	const char *env = getenv("STRATA_STORE");
@@ -79,6 +81,16 @@ static int init_store(struct strata_store *store, struct strata_error **err)
 
 int strata_store_lock(struct strata_store *store, struct strata_error **err)
 {
+	return lock_store(store, true, err);
+}
+
+int strata_store_lock_keep_staging(struct strata_store *store, struct strata_error **err)
+{
+	return lock_store(store, false, err);
+}
+
+static int lock_store(struct strata_store *store, bool clean, struct strata_error **err)
+{
 	if (store->lock_fd >= 0)
 		return 0;
 	if (store->known && !store->rootless && geteuid() != 0)
@@ -96,6 +108,8 @@ int strata_store_lock(struct strata_store *store, struct strata_error **err)
 	}
 	if (init_store(store, err) < 0)
 		return -1;
+	if (!clean)
+		return 0;
 	/* We hold the writer lock, so anything in tmp/ was left by a killed writer. */
 	if (rmtree_at(store->dirfd, "tmp", err) < 0 || mkdirat(store->dirfd, "tmp", 0700) < 0) {
 		if (*err == NULL)

@@ -55,6 +55,8 @@ void strata_store_free(struct strata_store *store);
  * STRATA_STORE_LOCK does the same for the store's whole lifetime.
  */
 int strata_store_lock(struct strata_store *store, struct strata_error **err);
+/* Takes the writer lock but leaves staging in place (for fsck, which reports it). */
+int strata_store_lock_keep_staging(struct strata_store *store, struct strata_error **err);
 void strata_store_unlock(struct strata_store *store);
 
 /* Creates a fresh staging directory below tmp/ and returns its name relative to the store. */

@@ -32,6 +32,7 @@ void strata_unpack_limits_default(struct strata_unpack_limits *limits)
 {
 	limits->max_entries = 4000000;
 	limits->max_layer_bytes = UINT64_C(256) << 30;
+	limits->max_image_bytes = UINT64_C(1) << 40;
 	limits->max_path_length = 4096;
 	limits->max_path_depth = 256;
 	limits->max_xattr_size = 65536;
@@ -260,7 +261,7 @@ static la_ssize_t archive_read_cb(struct archive *a, void *ctx, const void **buf
 	u->supplied += (uint64_t)n;
 	if (u->supplied > u->opts->limits.max_layer_bytes) {
 		strata_error_set(&u->read_err, EFBIG,
-				 "%s is larger than the limit of %llu uncompressed bytes per layer",
+				 "%s is larger than the limit of %llu uncompressed bytes per layer (raise it with --max-layer-bytes)",
 				 u->opts->layer_name, (unsigned long long)u->opts->limits.max_layer_bytes);
 		archive_set_error(a, EFBIG, "layer too large");
 		return -1;
@@ -282,14 +283,61 @@ static la_ssize_t archive_read_cb(struct archive *a, void *ctx, const void **buf
 
 /* ---- safe path resolution ---------------------------------------------- */
 
+/*
+ * The same walk without openat2 (Linux before 5.6, or valgrind, which does
+ * not know the system call): one openat per component with O_NOFOLLOW, so a
+ * symlink anywhere fails with ELOOP (or ENOTDIR), and "." and ".." are
+ * rejected with EXDEV as RESOLVE_BENEATH would.  Mount crossings are not
+ * detected here.
+ */
+static int openat_walk(int dirfd, const char *path, int flags)
+{
+	auto_free char *copy = xstrdup(path);
+	char *save = NULL;
+	char *part = strtok_r(copy, "/", &save);
+	int fd = dup(dirfd);
+
+	if (path[0] == '/') {
+		close(fd);
+		errno = EXDEV;
+		return -1;
+	}
+	while (fd >= 0 && part) {
+		char *next = strtok_r(NULL, "/", &save);
+		int sub;
+
+		if (strcmp(part, ".") == 0 || strcmp(part, "..") == 0) {
+			close(fd);
+			errno = EXDEV;
+			return -1;
+		}
+		if (next)
+			sub = openat(fd, part, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		else
+			sub = openat(fd, part, flags | O_NOFOLLOW | O_CLOEXEC, 0);
+		close(fd);
+		fd = sub;
+		part = next;
+	}
+	return fd;
+}
+
 int strata_openat_beneath(int dirfd, const char *path, int flags)
 {
 	struct open_how how = {
 		.flags = (uint64_t)(flags | O_CLOEXEC | O_NOFOLLOW),
 		.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV,
 	};
+	static bool no_openat2;
+	int fd;
 
-	return (int)syscall(SYS_openat2, dirfd, path, &how, sizeof(how));
+	if (!no_openat2) {
+		fd = (int)syscall(SYS_openat2, dirfd, path, &how, sizeof(how));
+		if (fd >= 0 || errno != ENOSYS)
+			return fd;
+		no_openat2 = true;
+	}
+	return openat_walk(dirfd, path, flags);
 }
 
 static uint32_t add_implicit_dir(struct unpacker *u, const char *path, size_t len)
@@ -439,7 +487,7 @@ static int apply_xattrs(struct unpacker *u, struct archive_entry *entry, int fd,
 			continue;
 		if (size > u->opts->limits.max_xattr_size)
 			return strata_error_set(err, 0,
-				"%s: entry `%s` has xattr `%s` of %zu bytes, over the limit of %zu",
+				"%s: entry `%s` has xattr `%s` of %zu bytes, over the limit of %zu (raise it with --max-xattr-size)",
 				u->opts->layer_name, name, xname, size, u->opts->limits.max_xattr_size);
 		strbuf_append(blob, xname, strlen(xname) + 1);
 		strbuf_append(blob, &size32, 4);
@@ -538,10 +586,16 @@ static int unpack_regular(struct unpacker *u, struct archive_entry *entry, const
 			continue;
 		if (!sparse)
 			strata_sha256_update(u->file_hash, block, block_len);
-		if (pwrite(fd, block, block_len, offset) != (ssize_t)block_len) {
-			if (errno == 0)
-				errno = EIO;
-			return strata_error_set(err, errno, "%s: cannot write `%s`", u->opts->layer_name, name);
+		/* A short write (a nearly full disk) is retried, so the next one reports the real error. */
+		for (size_t done = 0; done < block_len;) {
+			ssize_t n = pwrite(fd, (const char *)block + done, block_len - done, offset + (off_t)done);
+
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n <= 0)
+				return strata_error_set(err, n < 0 ? errno : EIO, "%s: cannot write `%s`",
+							u->opts->layer_name, name);
+			done += (size_t)n;
 		}
 		written += block_len;
 	}
@@ -1085,13 +1139,13 @@ static int unpack_entry(struct unpacker *u, struct archive_entry *entry, uint64_
 	if (path[0] == '\0')
 		return 0;  /* The layer root itself: overlay takes the root from the top layer. */
 	if (strlen(path) > u->opts->limits.max_path_length)
-		return strata_error_set(err, 0, "%s: entry `%.200s…` is longer than the limit of %zu bytes",
+		return strata_error_set(err, 0, "%s: entry `%.200s...` is longer than the limit of %zu bytes (raise it with --max-path-length)",
 					u->opts->layer_name, name, u->opts->limits.max_path_length);
 	if (strata_path_depth(path) > u->opts->limits.max_path_depth)
-		return strata_error_set(err, 0, "%s: entry `%.200s…` is deeper than the limit of %zu components",
+		return strata_error_set(err, 0, "%s: entry `%.200s...` is deeper than the limit of %zu components (raise it with --max-path-depth)",
 					u->opts->layer_name, name, u->opts->limits.max_path_depth);
 	if (u->result->entries >= u->opts->limits.max_entries)
-		return strata_error_set(err, 0, "%s: more than %llu entries, the limit per layer",
+		return strata_error_set(err, 0, "%s: more than %llu entries, the limit per layer (raise it with --max-entries)",
 					u->opts->layer_name, (unsigned long long)u->opts->limits.max_entries);
 
 	leaf = leaf_name(path);
@@ -1232,8 +1286,11 @@ int strata_layer_unpack(int dirfd, strata_read_fn read, void *read_ctx,
 	archive_read_support_format_tar(u.ar);
 	archive_read_support_format_gnutar(u.ar);
 	if (archive_read_open(u.ar, &u, NULL, archive_read_cb, NULL) != ARCHIVE_OK) {
-		strata_error_set(err, la_errno(u.ar), "%s: cannot read the layer tar (%s)", opts->layer_name,
-				 archive_error_string(u.ar));
+		if (u.read_err)
+			*err = steal_pointer(&u.read_err);
+		else
+			strata_error_set(err, la_errno(u.ar), "%s: cannot read the layer tar (%s)", opts->layer_name,
+					 archive_error_string(u.ar));
 		goto out;
 	}
 

@@ -31,6 +31,7 @@ typedef ssize_t (*strata_read_fn)(void *ctx, const void **buf, struct strata_err
 struct strata_unpack_limits {
 	uint64_t max_entries;       /* entries per layer */
 	uint64_t max_layer_bytes;   /* uncompressed tar bytes per layer */
+	uint64_t max_image_bytes;   /* uncompressed tar bytes of all layers of an archive */
 	size_t max_path_length;     /* bytes in a normalised entry name */
 	size_t max_path_depth;      /* components in an entry name */
 	size_t max_xattr_size;      /* bytes of one xattr value */

@@ -189,7 +189,8 @@ int strata_view_list(struct strata_store *store, char ***names, size_t *count, s
 		out[n++] = xstrdup(de->d_name);
 	}
 	closedir(dir);
-	qsort(out, n, sizeof(char *), compare_names);
+	if (n > 1)
+		qsort(out, n, sizeof(char *), compare_names);
 	*names = out;
 	*count = n;
 	return 0;
@@ -1021,6 +1022,50 @@ static int finish_copy_dirs(struct copy_state *cs, const struct strata_merged *m
 	return 0;
 }
 
+const char *strata_dir_identity(const struct statx *st)
+{
+	static char text[64];
+
+	/* Inode numbers are reused at once on ext4, so the birth time tells a new directory apart. */
+	if (st->stx_mask & STATX_BTIME)
+		snprintf(text, sizeof(text), "%llu.%lld.%u", (unsigned long long)st->stx_ino,
+			 (long long)st->stx_btime.tv_sec, st->stx_btime.tv_nsec);
+	else
+		snprintf(text, sizeof(text), "%llu", (unsigned long long)st->stx_ino);
+	return text;
+}
+
+/*
+ * Records each directory's inode in views/<name>/dir-inodes, so that diff
+ * can tell a directory deleted and made again (overlayfs would mark it
+ * opaque) from one that was only changed.
+ */
+static int record_dir_inodes(struct strata_store *store, const struct strata_view *view, struct copy_state *cs,
+			     const struct strata_merged *merged, struct strata_error **err)
+{
+	struct strbuf out = {0};
+	auto_free char *file = xasprintf("views/%s/dir-inodes", view->name);
+	int rc;
+
+	strbuf_append(&out, "", 0);
+	for (size_t i = 0; i < merged->count; i++) {
+		const struct strata_merged_entry *m = &merged->entries[i];
+		auto_free char *path = NULL;
+		struct statx st;
+
+		if (cs->indexes[m->layer].records[m->record].type != STRATA_ENTRY_DIR)
+			continue;
+		path = xstrndup(m->path, m->path_len);
+		if (statx(cs->rootfd, path, AT_SYMLINK_NOFOLLOW, STATX_INO | STATX_BTIME, &st) < 0)
+			continue;
+		strbuf_addf(&out, "%s %s", strata_dir_identity(&st), path);
+		strbuf_append(&out, "", 1);
+	}
+	rc = write_file_atomic_at(store->dirfd, file, out.data, out.len, 0644, err);
+	strbuf_release(&out);
+	return rc;
+}
+
 int strata_view_populate_copy(struct strata_store *store, const struct strata_view *view,
 			      struct strata_error **err)
 {
@@ -1070,6 +1115,8 @@ int strata_view_populate_copy(struct strata_store *store, const struct strata_vi
 				goto out;
 	}
 	if (finish_copy_dirs(&cs, &merged, err) < 0)
+		goto out;
+	if (record_dir_inodes(store, view, &cs, &merged, err) < 0)
 		goto out;
 	rc = 0;
 out:

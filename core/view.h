@@ -95,4 +95,8 @@ int strata_view_run(struct strata_store *store, const struct strata_view *view,
 int strata_view_populate_copy(struct strata_store *store, const struct strata_view *view,
 			      struct strata_error **err);
 
+struct statx;
+/* Returns a text that changes when a directory is deleted and made again (static storage). */
+const char *strata_dir_identity(const struct statx *st);
+
 #endif
