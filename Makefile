@@ -4,6 +4,7 @@
 #   make demo            import the built-in teaching image into ./.demo-store and show it
 #   make install         install to $(DESTDIR)$(PREFIX)
 #   make SANITIZE=1 ...  build with AddressSanitizer and UndefinedBehaviorSanitizer
+#   make fuzz            build the libFuzzer targets in fuzz/ (needs clang)
 
 PREFIX ?= /usr/local
 BINDIR ?= $(PREFIX)/bin
@@ -44,6 +45,22 @@ tests/unit/run: $(UNIT_SRC) libstrata.a
 check: strata tests/unit/run
 	./tests/unit/run
 	bash tests/cli/run.sh
+	@if [ -n "$$CI" ]; then $(MAKE) --no-print-directory sanitize-check; fi
+
+# The unit and CLI tests again with AddressSanitizer and UndefinedBehaviorSanitizer,
+# built apart in $(ASAN_DIR) so the normal objects stay as they are. Make check runs
+# this when $$CI is set. Leaks are checked in the unit tests; the CLI tests leave
+# that to the valgrind test of the import path.
+ASAN_DIR := build-asan
+ASAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+sanitize-check:
+	mkdir -p $(ASAN_DIR)
+	$(CC) $(CFLAGS) $(ASAN_FLAGS) -o $(ASAN_DIR)/strata $(CMD_SRC) $(CORE_SRC) $(LDLIBS) $(ASAN_FLAGS)
+	$(CC) $(CFLAGS) $(ASAN_FLAGS) $(shell pkg-config --cflags check) -o $(ASAN_DIR)/unit $(UNIT_SRC) $(CORE_SRC) \
+		$(LDLIBS) $(shell pkg-config --libs check) $(ASAN_FLAGS)
+	ASAN_OPTIONS=detect_leaks=1 $(ASAN_DIR)/unit
+	STRATA=$(CURDIR)/$(ASAN_DIR)/strata STRATA_SANITIZED=1 ASAN_OPTIONS=detect_leaks=0 UBSAN_OPTIONS=print_stacktrace=1 \
+		bash tests/cli/run.sh
 
 demo: strata
 	./strata --store $(DEMO_STORE) demo
@@ -58,8 +75,18 @@ install: strata
 	install -m 0644 completions/_strata $(DESTDIR)$(PREFIX)/share/zsh/site-functions/_strata
 	install -m 0644 completions/strata.fish $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d/strata.fish
 
+FUZZ_CC ?= clang
+FUZZ_TARGETS := fuzz/fuzz_ref fuzz/fuzz_index fuzz/fuzz_unpack fuzz/fuzz_import
+FUZZ_CFLAGS := -g -O1 -std=c17 -pthread -fsanitize=fuzzer,address,undefined $(shell pkg-config --cflags $(PKGS))
+
+fuzz: $(FUZZ_TARGETS)
+
+fuzz/%: fuzz/%.c $(CORE_SRC) $(wildcard core/*.h)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $< $(CORE_SRC) $(LDLIBS)
+
 clean:
-	rm -f strata libstrata.a core/*.o cmd/*.o tests/unit/run
+	rm -f strata libstrata.a core/*.o cmd/*.o tests/unit/run $(FUZZ_TARGETS)
+	rm -rf $(ASAN_DIR)
 	rm -rf $(DEMO_STORE)
 
-.PHONY: all check demo install clean
+.PHONY: all check demo install clean fuzz sanitize-check
