@@ -12,7 +12,7 @@ cd "$(dirname "$0")"
 
 target=${1:-all}
 build_pkgs=(build-essential pkg-config libarchive-dev libjansson-dev zlib1g-dev libssl-dev libisal-dev)
-test_pkgs=(check jq attr util-linux podman)
+test_pkgs=(check jq attr util-linux podman python3 valgrind zstd)
 
 case "$target" in
   all|demo|install) pkgs=("${build_pkgs[@]}") ;;
