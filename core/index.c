@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <string.h>
+#include <sys/xattr.h>
 
 void strata_index_writer_init(struct strata_index_writer *w)
 {
@@ -234,4 +235,24 @@ const char *strata_entry_type_name(enum strata_entry_type type)
 		return "whiteout";
 	}
 	return "unknown";
+}
+
+void strata_index_apply_xattrs(const struct strata_index *idx, const struct strata_index_record *r, int fd,
+			       bool rootless)
+{
+	const char *p = idx->strings + r->xattr_off;
+	const char *end = p + r->xattr_len;
+
+	while (p < end) {
+		const char *name = p;
+		uint32_t size;
+
+		p += strlen(p) + 1;
+		memcpy(&size, p, 4);
+		p += 4;
+		if (strncmp(name, "trusted.overlay.", 16) != 0 && strncmp(name, "user.overlay.", 13) != 0 &&
+		    (!rootless || strncmp(name, "user.", 5) == 0))
+			fsetxattr(fd, name, p, size, 0);
+		p += size;
+	}
 }

@@ -139,4 +139,13 @@ uint32_t strata_index_find(const struct strata_index *idx, const char *path, siz
 
 const char *strata_entry_type_name(enum strata_entry_type type);
 
+/*
+ * Sets a record's xattrs on fd, leaving out overlayfs's own (trusted.overlay.*
+ * and user.overlay.*, which would change how layers merge) and, for a
+ * non-root store, all but user.*.  Failures are ignored: the index keeps
+ * the values.
+ */
+void strata_index_apply_xattrs(const struct strata_index *idx, const struct strata_index_record *r, int fd,
+			       bool rootless);
+
 #endif

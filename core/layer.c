@@ -7,7 +7,6 @@
 #include <fcntl.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/xattr.h>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -70,26 +69,6 @@ static int copy_content(int src, int dst, struct strata_digest *digest, const ch
 	return 0;
 }
 
-static void apply_record_xattrs(int fd, const struct strata_index *idx, const struct strata_index_record *r,
-				bool rootless)
-{
-	const char *p = idx->strings + r->xattr_off;
-	const char *end = p + r->xattr_len;
-
-	while (p < end) {
-		const char *name = p;
-		uint32_t size;
-
-		p += strlen(p) + 1;
-		memcpy(&size, p, 4);
-		p += 4;
-		if (strncmp(name, "trusted.overlay.", 16) != 0 && strncmp(name, "user.overlay.", 13) != 0 &&
-		    (!rootless || strncmp(name, "user.", 5) == 0))
-			fsetxattr(fd, name, p, size, 0);
-		p += size;
-	}
-}
-
 /* Copies the lower file `lower_rec` of layer `lower_dirfd` to `path` in the staged root. */
 static int materialize(int rootfd, const char *path, int lower_dirfd, const struct strata_index *lower,
 		       uint32_t lower_rec, bool rootless, struct strata_index_record *out, struct strata_error **err)
@@ -125,7 +104,7 @@ static int materialize(int rootfd, const char *path, int lower_dirfd, const stru
 		return strata_error_set(err, errno, "cannot change the owner of `%s`", path);
 	if (fchmod(dst, src_rec->mode & 07777) < 0)
 		return strata_error_set(err, errno, "cannot change the mode of `%s`", path);
-	apply_record_xattrs(dst, lower, src_rec, rootless);
+	strata_index_apply_xattrs(lower, src_rec, dst, rootless);
 	ts[0].tv_sec = ts[1].tv_sec = src_rec->mtime_sec;
 	ts[0].tv_nsec = ts[1].tv_nsec = src_rec->mtime_nsec;
 	if (futimens(dst, ts) < 0)

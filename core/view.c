@@ -18,7 +18,6 @@
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/wait.h>
-#include <sys/xattr.h>
 #include <unistd.h>
 
 #include "index.h"
@@ -895,28 +894,6 @@ static int copy_hardlink(struct copy_state *cs, const struct strata_merged_entry
 	return 0;
 }
 
-/* Sets the record's xattrs on fd, leaving out overlay xattrs and, in a non-root store, all but user.*. */
-static void copy_xattrs(struct copy_state *cs, const struct strata_merged_entry *m, int fd)
-{
-	const struct strata_index *idx = &cs->indexes[m->layer];
-	const struct strata_index_record *r = &idx->records[m->record];
-	const char *p = idx->strings + r->xattr_off;
-	const char *end = p + r->xattr_len;
-
-	while (p < end) {
-		const char *name = p;
-		uint32_t size;
-
-		p += strlen(p) + 1;
-		memcpy(&size, p, 4);
-		p += 4;
-		if (strncmp(name, "trusted.overlay.", 16) != 0 && strncmp(name, "user.overlay.", 13) != 0 &&
-		    (!cs->store->rootless || strncmp(name, "user.", 5) == 0))
-			fsetxattr(fd, name, p, size, 0);
-		p += size;
-	}
-}
-
 static int copy_entry(struct copy_state *cs, const struct strata_merged_entry *m, struct strata_error **err)
 {
 	const struct strata_index_record *r = &cs->indexes[m->layer].records[m->record];
@@ -962,7 +939,7 @@ static int copy_entry(struct copy_state *cs, const struct strata_merged_entry *m
 			return strata_error_set(err, errno, "cannot change the owner of `%s`", path);
 		if (fchmod(dst, r->mode & 07777) < 0)
 			return strata_error_set(err, errno, "cannot set the mode of `%s`", path);
-		copy_xattrs(cs, m, dst);
+		strata_index_apply_xattrs(&cs->indexes[m->layer], r, dst, cs->store->rootless);
 		if (futimens(dst, ts) < 0)
 			return strata_error_set(err, errno, "cannot set the times of `%s`", path);
 		return 0;
@@ -1014,7 +991,7 @@ static int finish_copy_dirs(struct copy_state *cs, const struct strata_merged *m
 			return strata_error_set(err, errno, "cannot open `%s` in the copy", path);
 		if (!cs->store->rootless && fchown(fd, r->uid, r->gid) < 0)
 			return strata_error_set(err, errno, "cannot change the owner of `%s`", path);
-		copy_xattrs(cs, m, fd);
+		strata_index_apply_xattrs(&cs->indexes[m->layer], r, fd, cs->store->rootless);
 		if (fchmod(fd, cs->store->rootless ? ((r->mode & 07777) | 0700) : (r->mode & 07777)) < 0 ||
 		    futimens(fd, ts) < 0)
 			return strata_error_set(err, errno, "cannot set the mode or times of `%s`", path);
