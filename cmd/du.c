@@ -62,8 +62,8 @@ static int parse_bytes(const char *text, double *out)
 	char *end;
 	double v;
 
-	/* Plain decimal only: strtod would also take "nan", "inf" and hexadecimal. */
-	if (text[0] < '0' || text[0] > '9' || strpbrk(text, "xX") != NULL)
+	/* Plain decimal only: strtod would also take "nan", "inf", exponents and hexadecimal. */
+	if (text[0] < '0' || text[0] > '9' || strpbrk(text, "xXeE+-") != NULL)
 		return -1;
 	v = strtod(text, &end);
 	if (end == text || v < 0)
@@ -157,20 +157,34 @@ static bool gated(const struct rules *r, const struct strata_waste *w)
 	return w->hidden_layer > r->base && !ignored(r, w->path);
 }
 
+/* Says why a wasted copy is unreachable, as the report and the rule messages both print it. */
+static const char *waste_why(const struct strata_waste *w)
+{
+	switch (w->reason) {
+	case STRATA_WASTE_SUPERSEDED:
+		return w->metadata_only ? "copied again unchanged (metadata-only copy-up)" : "copied again with new content";
+	case STRATA_WASTE_DELETED:
+		return "deleted by a whiteout";
+	case STRATA_WASTE_OPAQUE:
+		return "hidden by an opaque directory";
+	case STRATA_WASTE_REPLACED:
+		return "replaced by another type of file";
+	}
+	return "";
+}
+
 static char *describe_waste(const struct strata_waste *w, bool exact)
 {
 	char size[32];
-	const char *why = w->reason == STRATA_WASTE_SUPERSEDED
-			  ? (w->metadata_only ? "copied again unchanged" : "copied again with new content")
-			  : strata_waste_reason_name(w->reason);
 	auto_free char *path = strata_path_escape(w->path);
 
-	return xasprintf("%s /%s from layer %u, %s by layer %u", format_size(w->size, exact, size, sizeof(size)), path,
-			 w->added_layer, why, w->hidden_layer);
+	return xasprintf("%s /%s (shipped in layer %u, %s in layer %u)", format_size(w->size, exact, size, sizeof(size)),
+			 path, w->added_layer, waste_why(w), w->hidden_layer);
 }
 
 struct rule_result {
 	const char *rule;
+	const char *unit;           /* of limit_number and value_number: "bytes", "percent" or "ratio" */
 	char *limit;                /* for people */
 	char *value;
 	double limit_number;        /* for --json: bytes, percent or ratio, as the rule takes */
@@ -227,11 +241,21 @@ static size_t check_rules(const struct rules *r, const struct strata_du_report *
 			struct rule_result *res = &results[n++];
 
 			res->rule = "max-wasted";
+			res->unit = r->wasted_percent ? "percent" : "bytes";
 			res->passed = value <= r->max_wasted;
 			res->limit = r->wasted_percent ? xasprintf("%g%%", r->max_wasted)
 						       : xstrdup(format_size((uint64_t)r->max_wasted, exact, a, sizeof(a)));
 			res->value = r->wasted_percent ? xasprintf("%.1f%%", value)
 						       : xstrdup(format_size(wasted, exact, b, sizeof(b)));
+			if (!res->passed && strcmp(res->value, res->limit) == 0) {
+				/* Rounded alike but over the limit: show the exact figures. */
+				free(res->limit);
+				free(res->value);
+				res->limit = r->wasted_percent ? xasprintf("%g%%", r->max_wasted)
+							       : xasprintf("%llu bytes", (unsigned long long)r->max_wasted);
+				res->value = r->wasted_percent ? xasprintf("%.4f%%", value)
+							       : xasprintf("%llu bytes", (unsigned long long)wasted);
+			}
 			res->offenders = json_incref(offenders);
 			res->limit_number = r->max_wasted;
 			res->value_number = value;
@@ -244,6 +268,7 @@ static size_t check_rules(const struct rules *r, const struct strata_du_report *
 			struct rule_result *res = &results[n++];
 
 			res->rule = "min-efficiency";
+			res->unit = "ratio";
 			res->passed = value >= r->min_efficiency;
 			res->limit = xasprintf("%g", r->min_efficiency);
 			res->value = xasprintf("%.3f", value);
@@ -263,6 +288,7 @@ static size_t check_rules(const struct rules *r, const struct strata_du_report *
 		uint64_t largest = 0;
 
 		res->rule = "max-layer-size";
+		res->unit = "bytes";
 		res->offenders = json_array();
 		res->passed = true;
 		for (size_t i = r->base; i < rep->nlayers; i++) {
@@ -390,18 +416,10 @@ static void print_image_report(const struct strata_image *image, const struct st
 		for (size_t i = 0; i < rep->nwaste && i < top; i++) {
 			const struct strata_waste *w = &rep->waste[i];
 			auto_free char *path = strata_path_escape(w->path);
-			const char *why;
 			bool highlight = stdout_colour && (w->metadata_only || w->reason == STRATA_WASTE_DELETED);
 
-			if (w->reason == STRATA_WASTE_SUPERSEDED)
-				why = w->metadata_only ? "copied again unchanged (metadata-only copy-up)"
-						       : "copied again with new content";
-			else if (w->reason == STRATA_WASTE_DELETED)
-				why = "deleted by a whiteout, but still shipped";
-			else
-				why = strata_waste_reason_name(w->reason);
-			printf("  %s%9s  /%s  added in layer %u, %s in layer %u%s\n", highlight ? "\033[1;33m" : "",
-			       format_size(w->size, exact, a, sizeof(a)), path, w->added_layer, why, w->hidden_layer,
+			printf("  %s%9s  /%s  shipped in layer %u, %s in layer %u%s\n", highlight ? "\033[1;33m" : "",
+			       format_size(w->size, exact, a, sizeof(a)), path, w->added_layer, waste_why(w), w->hidden_layer,
 			       highlight ? "\033[0m" : "");
 		}
 	}
@@ -472,6 +490,13 @@ static int du_image(struct strata_store *store, struct cmd_args *args, const str
 	image = strata_image_load(store, &id, &err);
 	if (image == NULL)
 		return report_error(err);
+	if (rules->base > image->nlayers) {
+		int rc = usage_error("du", "--base %zu is more than the %zu layers of `%s`", rules->base, image->nlayers,
+				     args->argv[0]);
+
+		strata_image_free(image);
+		return rc;
+	}
 	if (strata_du_image(store, image, &rep, &err) < 0) {
 		strata_image_free(image);
 		return report_error(err);
@@ -485,10 +510,11 @@ static int du_image(struct strata_store *store, struct cmd_args *args, const str
 			json_t *list = json_array();
 
 			for (size_t i = 0; i < nresults; i++)
-				json_array_append_new(list, json_pack("{s:s, s:f, s:f, s:b, s:O}", "rule", results[i].rule,
-								      "limit", results[i].limit_number, "value",
-								      results[i].value_number, "passed", results[i].passed,
-								      "offenders", results[i].offenders));
+				json_array_append_new(list, json_pack("{s:s, s:s, s:f, s:f, s:b, s:O}", "rule",
+								      results[i].rule, "unit", results[i].unit, "limit",
+								      results[i].limit_number, "value", results[i].value_number,
+								      "passed", results[i].passed, "offenders",
+								      results[i].offenders));
 			json_object_set_new(json, "rules", list);
 		}
 		print_json(json);
@@ -728,13 +754,26 @@ int cmd_du(struct strata_store *store, struct cmd_args *args)
 		struct strata_view view;
 		struct strata_error *err = NULL;
 
-		if (rules.any)
-			return usage_error("du", "the --max-* and --min-* rules apply to images, not to views");
+		if (rules.any || args->value[OPT_BASE] || args->nlist[OPT_IGNORE] || args->value[OPT_TOP])
+			return usage_error("du", "--base, --ignore, --top and the --max-* and --min-* rules apply to "
+					   "images, not to views");
 		if (strata_view_load(store, args->argv[0], &view, &err) < 0)
 			return report_error(err);
 		rc = du_view(store, args, &view);
 		strata_view_release(&view);
 		return rc;
+	}
+	{
+		struct strata_digest id;
+		struct strata_error *err = NULL;
+
+		if (strata_store_resolve_image(store, args->argv[0], &id, &err) < 0) {
+			strata_error_free(err);
+			err = NULL;
+			strata_error_set(&err, 0, "no view or image named `%s` (see `strata views` and `strata images`)",
+					 args->argv[0]);
+			return report_error(err);
+		}
 	}
 	return du_image(store, args, &rules, top);
 }

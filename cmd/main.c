@@ -285,6 +285,12 @@ static int run_command(const struct command *cmd, int argc, char **argv)
 		release_args(&args);
 		return 0;
 	}
+	if (strcmp(cmd->name, "du") == 0 && args.count[OPT_STORE_REPORT] && args.argc > 0) {
+		rc = usage_error(cmd->name, "du's --store takes no argument: it selects the store report; give the "
+				 "store's location before the command (strata --store DIR du ...)");
+		release_args(&args);
+		return rc;
+	}
 	if (args.argc < cmd->min_args || (cmd->max_args >= 0 && args.argc > cmd->max_args)) {
 		rc = usage_error(cmd->name, args.argc < cmd->min_args ? "missing argument (usage: strata %s %s)"
 				 : "too many arguments (usage: strata %s %s)", cmd->name, cmd->usage);

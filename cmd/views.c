@@ -84,7 +84,7 @@ static int prepare_view(struct strata_store *store, struct cmd_args *args, struc
 	if (name == NULL)
 		name = strata_view_generate_name(store);
 	if (strata_view_exists(store, name)) {
-		if (strata_view_load(store, name, view, &err) < 0)
+		if (strata_view_check_not_mounted(store, name, &err) < 0 || strata_view_load(store, name, view, &err) < 0)
 			return report_error(err);
 		if (!strata_digest_equal(&view->image, &id)) {
 			auto_free char *label = image_label(store, &view->image);
@@ -98,6 +98,14 @@ static int prepare_view(struct strata_store *store, struct cmd_args *args, struc
 			strata_warn("view `%s` already exists with the %s driver; --driver applies only to new views",
 				    name, view->driver == STRATA_VIEW_COPY ? "copy" : "overlay");
 	} else {
+		struct strata_digest other;
+		struct strata_error *lookup_err = NULL;
+
+		/* diff and du take a name that is both a view and an image to mean the view. */
+		if (strata_store_resolve_image(store, name, &other, &lookup_err) == 0)
+			strata_warn("view name `%s` is also an image's name; `strata diff %s` and `strata du %s` will "
+				    "mean the view", name, name, name);
+		strata_error_free(lookup_err);
 		if (strata_view_create(store, name, &id, driver, &err) < 0 ||
 		    strata_view_load(store, name, view, &err) < 0)
 			return report_error(err);

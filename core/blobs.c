@@ -873,6 +873,7 @@ int strata_archive_read(struct strata_store *store, const struct strata_read_opt
 	int rc = -1;
 	struct stat st;
 	uint64_t total = 0;
+	auto_free char *shown = strcmp(opts->path, "-") == 0 ? xstrdup("standard input") : xasprintf("`%s`", opts->path);
 
 	memset(archive, 0, sizeof(*archive));
 	archive_read_support_filter_gzip(a);
@@ -890,10 +891,15 @@ int strata_archive_read(struct strata_store *store, const struct strata_read_opt
 		}
 		if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode))
 			total = (uint64_t)st.st_size;
+		if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size == 0) {
+			close(fd);
+			archive_read_free(a);
+			return strata_error_set(err, 0, "`%s` is empty, not an image archive", opts->path);
+		}
 		if (fstat(fd, &st) == 0 && S_ISDIR(st.st_mode)) {
 			close(fd);
 			archive_read_free(a);
-			return strata_error_set(err, EISDIR, "`%s` is a directory; tar an image layout first "
+			return strata_error_set(err, 0, "`%s` is a directory; tar an image layout first "
 						"(tar -C DIR -cf layout.tar .)", opts->path);
 		}
 	}
@@ -901,8 +907,7 @@ int strata_archive_read(struct strata_store *store, const struct strata_read_opt
 		opts->progress(opts->progress_data, 0, total, "");
 
 	if (archive_read_open_fd(a, fd, 1 << 20) != ARCHIVE_OK) {
-		strata_error_set(err, la_errno(a), "`%s` is not a tar archive (%s)", opts->path,
-				 archive_error_string(a));
+		strata_error_set(err, la_errno(a), "%s is not a tar archive (%s)", shown, archive_error_string(a));
 		goto out;
 	}
 	for (;;) {
@@ -910,12 +915,12 @@ int strata_archive_read(struct strata_store *store, const struct strata_read_opt
 		if (r == ARCHIVE_EOF)
 			break;
 		if (r != ARCHIVE_OK && r != ARCHIVE_WARN) {
-			strata_error_set(err, la_errno(a), "`%s`: %s after %zu files (truncated or not an image "
-					 "archive)", opts->path, archive_error_string(a), archive->nblobs);
+			strata_error_set(err, la_errno(a), "%s: %s after %zu files (truncated or not an image "
+					 "archive)", shown, archive_error_string(a), archive->nblobs);
 			goto out;
 		}
 		if (read_entry(store, opts, a, entry, archive, err) < 0) {
-			strata_error_wrap(err, "reading `%s`", opts->path);
+			strata_error_wrap(err, "reading %s", shown);
 			goto out;
 		}
 		if (opts->progress)

@@ -583,6 +583,7 @@ static void fill_walked(struct strata_change_side *side, const struct upper_entr
 	side->size = S_ISDIR(u->st.st_mode) ? 0 : (uint64_t)u->st.st_size;
 	side->mode = (uint32_t)u->st.st_mode;
 	side->layer = 0;
+	side->inode = (uint64_t)u->st.st_ino;
 }
 
 static void fill_image(struct strata_change_side *side, const struct view_differ *v,

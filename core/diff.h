@@ -54,6 +54,7 @@ struct strata_change_side {
 	uint64_t size;
 	uint32_t mode;
 	int layer;                  /* layer (1 = bottom) that supplied the entry, or 0 */
+	uint64_t inode;             /* views: the walked file's inode, so hard links can count once; else 0 */
 };
 
 struct strata_change {

@@ -263,7 +263,41 @@ struct view_du_state {
 	struct strata_du_view *out;
 	strata_change_fn each;
 	void *data;
+	uint64_t *inodes;           /* open-addressing set of regular files already counted */
+	size_t inode_cap;
+	size_t inode_count;
+	char *recreated;            /* a directory the view deleted and made again: what is under it is new */
+	size_t recreated_len;
 };
+
+/* Adds an inode to the set; returns false when it was there already (another name of a counted file). */
+static bool first_name(struct view_du_state *st, uint64_t inode)
+{
+	if (inode == 0)
+		return true;
+	if ((st->inode_count + 1) * 2 > st->inode_cap) {
+		uint64_t *old = st->inodes;
+		size_t old_cap = st->inode_cap;
+
+		st->inode_cap = old_cap ? old_cap * 2 : 1024;
+		st->inodes = xcalloc(st->inode_cap, sizeof(uint64_t));
+		st->inode_count = 0;
+		for (size_t i = 0; i < old_cap; i++)
+			if (old[i])
+				first_name(st, old[i]);
+		free(old);
+	}
+	for (size_t i = (size_t)(inode * 11400714819323198485ULL) & (st->inode_cap - 1);;
+	     i = (i + 1) & (st->inode_cap - 1)) {
+		if (st->inodes[i] == inode)
+			return false;
+		if (st->inodes[i] == 0) {
+			st->inodes[i] = inode;
+			st->inode_count++;
+			return true;
+		}
+	}
+}
 
 /* Bytes of the regular files the image has at or below `path` (hard links once). */
 static uint64_t bytes_below(const struct strata_tree *tree, const char *path, size_t len)
@@ -292,12 +326,25 @@ static int on_view_change(void *data, const struct strata_change *c)
 	struct view_du_state *st = data;
 	struct strata_du_view *out = st->out;
 
+	bool under_recreated = st->recreated && c->path_len > st->recreated_len &&
+			       c->path[st->recreated_len] == '/' &&
+			       memcmp(c->path, st->recreated, st->recreated_len) == 0;
+
 	if (c->kind == STRATA_CHANGE_DELETED) {
 		out->whiteouts++;
 		out->whiteout_bytes += bytes_below(st->tree, c->path, c->path_len);
+		if (c->after.present) {
+			/* Deleted and made again: its contents are new, as in a committed layer. */
+			free(st->recreated);
+			st->recreated = xstrndup(c->path, c->path_len);
+			st->recreated_len = c->path_len;
+		}
 	} else if (c->after.type != STRATA_ENTRY_REG) {
 		out->other_changes++;
-	} else if (c->kind == STRATA_CHANGE_ADDED || c->before.type != STRATA_ENTRY_REG) {
+	} else if (!first_name(st, c->after.inode)) {
+		/* Another name of a file already counted: a hard link ships no data. */
+		out->other_changes++;
+	} else if (c->kind == STRATA_CHANGE_ADDED || c->before.type != STRATA_ENTRY_REG || under_recreated) {
 		out->added_files++;
 		out->added_bytes += c->after.size;
 	} else if (c->detail == STRATA_DETAIL_CONTENT) {
@@ -327,6 +374,8 @@ int strata_du_view(struct strata_store *store, const struct strata_view *view, s
 	}
 	st.tree = &tree;
 	rc = strata_diff_view(store, view, true, on_view_change, &st, err);
+	free(st.inodes);
+	free(st.recreated);
 	strata_tree_release(&tree);
 	strata_image_free(image);
 	return rc;

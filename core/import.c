@@ -983,7 +983,7 @@ int strata_import(struct strata_store *store, const struct strata_import_options
 	}
 	for (size_t i = 0; i < im.nimages; i++) {
 		if (verify_image(&im, &im.images[i], err) < 0) {
-			strata_error_wrap(err, "%s", opts->path);
+			strata_error_wrap(err, "`%s`", strcmp(opts->path, "-") == 0 ? "standard input" : opts->path);
 			goto out;
 		}
 	}

@@ -493,7 +493,8 @@ int strata_store_resolve_image(struct strata_store *store, const char *ref, stru
 			return strata_error_set(err, 0, "image ID prefix `%s` is ambiguous: %zu images match "
 						"(give more digits)", ref, found);
 	}
-	return strata_error_set(err, 0, "image `%s` not found in store `%s` (see `strata images`)", ref, store->path);
+	return strata_error_set(err, 0, "image `%s` not found in store `%s` (see `strata images`; an image ID "
+				"prefix needs at least 4 hex digits)", ref, store->path);
 }
 
 json_t *strata_store_layer_usage(struct strata_store *store, struct strata_error **err)

@@ -82,8 +82,13 @@ int strata_layer_resolve_lower_links(int dirfd, const int *lower_dirfds, size_t 
  */
 int strata_openat_beneath(int dirfd, const char *path, int flags);
 
-/* Returns libarchive's errno for a message, or 0 when it has none (it reports -1 then). */
-#define la_errno(a) (archive_errno(a) > 0 ? archive_errno(a) : 0)
+/*
+ * Returns libarchive's errno for a message, or 0 when it is not a system
+ * error: libarchive reports -1 for none and EILSEQ (its
+ * ARCHIVE_ERRNO_FILE_FORMAT) for input it cannot parse, whose strerror text
+ * would only mislead.
+ */
+#define la_errno(a) (archive_errno(a) > 0 && archive_errno(a) != EILSEQ ? archive_errno(a) : 0)
 
 /* Rebuilds the original layer tar from a layer directory and writes it to out_fd. */
 int strata_layer_write_tar(int dirfd, int out_fd, struct strata_error **err);

@@ -235,7 +235,7 @@ static char *mounted_at(struct strata_store *store, const char *name)
 	return data;
 }
 
-static int check_not_mounted(struct strata_store *store, const char *name, struct strata_error **err)
+int strata_view_check_not_mounted(struct strata_store *store, const char *name, struct strata_error **err)
 {
 	auto_free char *target = mounted_at(store, name);
 
@@ -250,7 +250,7 @@ int strata_view_mark_mounted(struct strata_store *store, const char *name, const
 {
 	auto_free char *path = xasprintf("views/%s/mounted", name);
 
-	if (check_not_mounted(store, name, err) < 0)
+	if (strata_view_check_not_mounted(store, name, err) < 0)
 		return -1;
 	return write_file_atomic_at(store->dirfd, path, target, strlen(target), 0644, err);
 }
@@ -291,7 +291,7 @@ int strata_view_remove(struct strata_store *store, const char *name, struct stra
 
 	if (!strata_view_name_valid(name) || !strata_view_exists(store, name))
 		return strata_error_set(err, 0, "view `%s` not found (see `strata views`)", name);
-	if (check_not_mounted(store, name, err) < 0)
+	if (strata_view_check_not_mounted(store, name, err) < 0)
 		return -1;
 	lock = lock_view(store, name, LOCK_EX | LOCK_NB);
 	if (lock < 0) {
@@ -313,7 +313,29 @@ int strata_view_remove(struct strata_store *store, const char *name, struct stra
 	return rmtree_at(store->dirfd, stage, err);
 }
 
+/* True when the inode was not seen before; a small linear list is enough for the links of one view. */
+static bool first_link(struct strbuf *seen, ino_t ino)
+{
+	for (size_t off = 0; off < seen->len; off += sizeof(ino_t))
+		if (memcmp(seen->data + off, &ino, sizeof(ino_t)) == 0)
+			return false;
+	strbuf_append(seen, &ino, sizeof(ino_t));
+	return true;
+}
+
+static uint64_t tree_bytes_seen(int dirfd, struct strbuf *seen);
+
 static uint64_t tree_bytes(int dirfd)
+{
+	struct strbuf seen = {0};
+	uint64_t total = tree_bytes_seen(dirfd, &seen);
+
+	strbuf_release(&seen);
+	return total;
+}
+
+/* Bytes of the regular files below dirfd; a file with several hard links counts once. */
+static uint64_t tree_bytes_seen(int dirfd, struct strbuf *seen)
 {
 	DIR *dir;
 	struct dirent *de;
@@ -335,12 +357,13 @@ static uint64_t tree_bytes(int dirfd)
 		if (fstatat(dirfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
 			continue;
 		if (S_ISREG(st.st_mode)) {
-			total += (uint64_t)st.st_size;
+			if (st.st_nlink == 1 || first_link(seen, st.st_ino))
+				total += (uint64_t)st.st_size;
 		} else if (S_ISDIR(st.st_mode)) {
 			int sub = openat(dirfd, de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 
 			if (sub >= 0) {
-				total += tree_bytes(sub);
+				total += tree_bytes_seen(sub, seen);
 				close(sub);
 			}
 		}
@@ -769,7 +792,7 @@ int strata_view_run(struct strata_store *store, const struct strata_view *view,
 
 	if (image == NULL)
 		return strata_error_wrap(err, "view `%s`", view->name);
-	if (check_not_mounted(store, view->name, err) < 0) {
+	if (strata_view_check_not_mounted(store, view->name, err) < 0) {
 		strata_image_free(image);
 		return -1;
 	}

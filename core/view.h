@@ -58,6 +58,8 @@ void strata_view_list_free(char **names, size_t count);
 int strata_view_mark_mounted(struct strata_store *store, const char *name, const char *target,
 			     struct strata_error **err);
 void strata_view_mark_unmounted(struct strata_store *store, const char *name);
+/* Fails, naming the mount point, when `strata mount` has mounted the view. */
+int strata_view_check_not_mounted(struct strata_store *store, const char *name, struct strata_error **err);
 /* Returns the name of the view mounted at `target`, or NULL (malloc'd). */
 char *strata_view_find_mounted(struct strata_store *store, const char *target);
 
