@@ -6,35 +6,45 @@
 #   3. `strata du IMAGE` on an image with 100,000 files.
 # Inputs stay in the page cache; every store and container is fresh.
 #
-# usage: bench/diff-du.sh [RUNS]     (default 3; medians are reported)
+# usage: bench/diff-du.sh [RUNS]     (default 10; hyperfine means are reported)
 # env:   STRATA_DEBIAN_ARCHIVE       default /var/tmp/strata-corpus/images/debian.oci-archive.tar
 #        BENCH_DIR                   scratch directory, default /var/tmp/strata-bench-diff-du
 set -euo pipefail
 cd "$(dirname "$0")/.."
-RUNS=${1:-3}
+RUNS=${1:-10}
 STRATA=$PWD/strata
 DEBIAN=${STRATA_DEBIAN_ARCHIVE:-/var/tmp/strata-corpus/images/debian.oci-archive.tar}
 B=${BENCH_DIR:-/var/tmp/strata-bench-diff-du}
 [ "$(id -u)" = 0 ] || { echo "diff-du.sh: run as root" >&2; exit 1; }
 [ -x "$STRATA" ] || make -s
-rm -rf "$B"
+
+# Unmounts what an earlier, interrupted run left under the scratch directory, then removes it.
+cleanup() {
+	grep -F " $B/" /proc/mounts | awk '{ print $2 }' | sort -r | xargs -r -n 1 umount 2>/dev/null || true
+	rm -rf "$B"
+}
+cleanup
+trap cleanup EXIT
 mkdir -p "$B"
 
-# measure NAME CMD...: run CMD RUNS times; print "NAME median-wall median-cpu max-rss-kB".
+# measure NAME CMD...: time CMD with hyperfine (RUNS runs after one warm-up) and
+# print "NAME mean-wall-ms mean-cpu-ms max-RSS-kB"; the RSS comes from one
+# more run under GNU time.
 measure() {
-	local name=$1 i
+	local name=$1
 	shift
-	: >"$B/times"
-	for i in $(seq 1 "$RUNS"); do
-		/usr/bin/time -f '%e %U %S %M' -a -o "$B/times" "$@" >/dev/null 2>"$B/err" ||
-			{ echo "diff-du.sh: $name failed:" >&2; cat "$B/err" >&2; exit 1; }
-	done
-	awk -v name="$name" '{ w[NR] = $1; c[NR] = $2 + $3; if ($4 > m) m = $4 }
-		END { n = asort(w); asort(c); printf "%-44s %8.3f %8.3f %10d\n", name, w[int((n + 1) / 2)], c[int((n + 1) / 2)], m }' \
-		"$B/times"
+	local quoted
+	quoted=$(printf '%q ' "$@")
+	hyperfine -N --warmup 1 --runs "$RUNS" --export-json "$B/h.json" "$quoted" >/dev/null 2>"$B/err" ||
+		{ echo "diff-du.sh: $name failed:" >&2; cat "$B/err" >&2; exit 1; }
+	/usr/bin/time -f '%M' -o "$B/rss" "$@" >/dev/null 2>&1
+	printf '%-46s %9.1f %9.1f %10d\n' "$name" \
+		"$(jq '.results[0].mean * 1000' "$B/h.json")" \
+		"$(jq '(.results[0].user + .results[0].system) * 1000' "$B/h.json")" "$(cat "$B/rss")"
 }
 
-printf '%-44s %8s %8s %10s\n' "command" "wall s" "cpu s" "max RSS kB"
+command -v hyperfine >/dev/null || { echo "diff-du.sh: needs hyperfine (apt-get install hyperfine)" >&2; exit 1; }
+printf '%-46s %9s %9s %10s\n' "command" "wall ms" "cpu ms" "max RSS kB"
 
 # 1. The Debian view against podman.
 if [ -f "$DEBIAN" ]; then
@@ -120,5 +130,3 @@ measure "strata diff IMAGE1 IMAGE2 (100,000 files each)" "$STRATA" --store "$B/b
 echo "# changed paths: $("$STRATA" --store "$B/big" diff localhost/big:a localhost/big:b | wc -l)"
 measure "strata du IMAGE (100,000 files, 2 layers)" "$STRATA" --store "$B/big" du localhost/big:b
 measure "strata du --json IMAGE (same)" "$STRATA" --store "$B/big" du --json localhost/big:b
-
-rm -rf "$B"
