@@ -54,11 +54,18 @@ struct unpacker {
 	strata_read_fn read;
 	void *read_ctx;
 	struct strata_error *read_err;
+	/*
+	 * Stream bytes from pending_start on are not yet classified as tar
+	 * metadata (kept in tar-split) or file content (dropped).  Those before
+	 * the current chunk are copied in `pending`; those in the current chunk
+	 * are read from it in place, so file content in it is never copied.
+	 */
 	uint64_t supplied;          /* stream bytes handed to libarchive so far */
-	struct strbuf pending;      /* pending.data[pending_off..] = stream bytes [pending_start, supplied) */
+	const char *cur;            /* the chunk libarchive reads: stream bytes [cur_start, supplied) */
+	uint64_t cur_start;
+	struct strbuf pending;      /* pending.data[pending_off..] = stream bytes [pending_start, cur_start) */
 	size_t pending_off;         /* consumed prefix of pending, compacted now and then */
 	uint64_t pending_start;
-	uint64_t skip_until;        /* bytes below this offset belong to a referenced file */
 	gzFile split;
 	struct strata_sha256 *file_hash;
 
@@ -186,11 +193,11 @@ static int split_raw(struct unpacker *u, const void *data, size_t len, struct st
 	return 0;
 }
 
-/* Drops n bytes from the front of the pending capture. */
+/* Drops n bytes from the front of the pending copy. */
 static void pending_consume(struct unpacker *u, size_t n)
 {
 	u->pending_off += n;
-	if (u->pending_off == u->pending.len) {
+	if (u->pending_off >= u->pending.len) {
 		u->pending.len = 0;
 		u->pending_off = 0;
 	} else if (u->pending_off > (1u << 20) && u->pending_off > u->pending.len / 2) {
@@ -200,20 +207,29 @@ static void pending_consume(struct unpacker *u, size_t n)
 	}
 }
 
-/* Emits the pending bytes of the stream below `offset` as raw bytes. */
+/* Emits the unclassified stream bytes below `offset` as raw bytes. */
 static int split_flush_to(struct unpacker *u, uint64_t offset, struct strata_error **err)
 {
-	size_t n;
-
 	if (offset <= u->pending_start)
 		return 0;
-	n = (size_t)(offset - u->pending_start);
-	if (n > u->pending.len - u->pending_off)
+	if (offset > u->supplied)
 		STRATA_BUG("tar-split flush past the supplied stream");
-	if (split_raw(u, u->pending.data + u->pending_off, n, err) < 0)
-		return -1;
-	pending_consume(u, n);
-	u->pending_start = offset;
+
+	/* First what was copied from earlier chunks, then the rest from the current one. */
+	if (u->pending_start < u->cur_start) {
+		uint64_t upto = offset < u->cur_start ? offset : u->cur_start;
+		size_t n = (size_t)(upto - u->pending_start);
+
+		if (split_raw(u, u->pending.data + u->pending_off, n, err) < 0)
+			return -1;
+		pending_consume(u, n);
+		u->pending_start = upto;
+	}
+	if (offset > u->pending_start) {
+		if (split_raw(u, u->cur + (u->pending_start - u->cur_start), (size_t)(offset - u->pending_start), err) < 0)
+			return -1;
+		u->pending_start = offset;
+	}
 	return 0;
 }
 
@@ -228,7 +244,6 @@ static int split_reference(struct unpacker *u, uint64_t start, uint64_t size, co
 	char tag = SPLIT_FILE;
 	uint64_t end = start + size;
 	uint32_t path_len = (uint32_t)strlen(path);
-	size_t drop;
 
 	if (split_flush_to(u, start, err) < 0)
 		return -1;
@@ -236,20 +251,31 @@ static int split_reference(struct unpacker *u, uint64_t start, uint64_t size, co
 	    split_write(u, path, path_len, err) < 0 || split_write(u, &size, 8, err) < 0)
 		return -1;
 
-	drop = (size_t)((end < u->supplied ? end : u->supplied) - u->pending_start);
-	pending_consume(u, drop);
+	/* Skip the content: in the copy, in the current chunk, or in chunks still to come. */
+	if (u->pending_start < u->cur_start)
+		pending_consume(u, (size_t)((end < u->cur_start ? end : u->cur_start) - u->pending_start));
 	u->pending_start = end;
-	if (end > u->supplied)
-		u->skip_until = end;
 	return 0;
 }
 
 static la_ssize_t archive_read_cb(struct archive *a, void *ctx, const void **buf)
 {
 	struct unpacker *u = ctx;
-	ssize_t n = u->read(u->read_ctx, buf, &u->read_err);
-	uint64_t start = u->supplied;
+	ssize_t n;
 
+	/*
+	 * The current chunk is valid only until the next read, which may hand
+	 * it back to the producer: copy its unclassified tail first.
+	 */
+	if (u->cur && u->pending_start < u->supplied) {
+		uint64_t from = u->pending_start > u->cur_start ? u->pending_start : u->cur_start;
+
+		strbuf_append(&u->pending, u->cur + (from - u->cur_start), (size_t)(u->supplied - from));
+	}
+	u->cur = NULL;
+	u->cur_start = u->supplied;
+
+	n = u->read(u->read_ctx, buf, &u->read_err);
 	(void)a;
 	if (n < 0) {
 		archive_set_error(a, EIO, "read failed");
@@ -257,7 +283,7 @@ static la_ssize_t archive_read_cb(struct archive *a, void *ctx, const void **buf
 	}
 	if (n == 0)
 		return 0;
-
+	u->cur = *buf;
 	u->supplied += (uint64_t)n;
 	if (u->supplied > u->opts->limits.max_layer_bytes) {
 		strata_error_set(&u->read_err, EFBIG,
@@ -266,18 +292,6 @@ static la_ssize_t archive_read_cb(struct archive *a, void *ctx, const void **buf
 		archive_set_error(a, EFBIG, "layer too large");
 		return -1;
 	}
-
-	/* Keep every byte that is not inside a referenced file's content. */
-	if (u->skip_until > start) {
-		uint64_t skip = u->skip_until - start;
-
-		if (skip >= (uint64_t)n)
-			return n;
-		strbuf_append(&u->pending, (const char *)*buf + skip, (size_t)n - (size_t)skip);
-		u->skip_until = 0;
-		return n;
-	}
-	strbuf_append(&u->pending, *buf, (size_t)n);
 	return n;
 }
 
