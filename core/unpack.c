@@ -82,6 +82,8 @@ struct unpacker {
 	bool warned_xattrs;
 
 	struct strata_unpack_result *result;
+	uid_t euid;                 /* owner of what we create, so matching chowns can be skipped */
+	gid_t egid;
 };
 
 static uint64_t hash_path(const char *p, size_t len)
@@ -591,7 +593,9 @@ static int unpack_regular(struct unpacker *u, struct archive_entry *entry, const
 	parentfd = open_parent(u, path, name, err);
 	if (parentfd < 0)
 		return -1;
-	fd = openat(parentfd, leaf_name(path), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	/* Created with its permission bits (the umask is 0 while unpacking), so most files need no fchmod. */
+	fd = openat(parentfd, leaf_name(path), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+		    archive_entry_mode(entry) & 0777);
 	if (fd < 0)
 		return strata_error_set(err, errno, "%s: cannot create `%s`", u->opts->layer_name, name);
 
@@ -644,12 +648,14 @@ static int unpack_regular(struct unpacker *u, struct archive_entry *entry, const
 		e.flags |= STRATA_ENTRY_SPARSE;
 
 	if (!u->opts->rootless) {
-		if (fchown(fd, e.uid, e.gid) < 0)
+		/* A new file already belongs to us (no parent is setgid while unpacking): skip the no-op. */
+		if ((e.uid != u->euid || e.gid != u->egid) && fchown(fd, e.uid, e.gid) < 0)
 			return strata_error_set(err, errno, "%s: cannot change the owner of `%s`", u->opts->layer_name, name);
 	} else {
 		e.flags |= STRATA_ENTRY_OWNER_NOT_SET;
 	}
-	if (fchmod(fd, e.mode & 07777) < 0)
+	/* Setuid, setgid and sticky bits need fchmod: open's mode may drop them, and chown clears them. */
+	if ((e.mode & 07000) && fchmod(fd, e.mode & 07777) < 0)
 		return strata_error_set(err, errno, "%s: cannot change the mode of `%s`", u->opts->layer_name, name);
 	/* After chown, which clears security.capability. */
 	if (apply_xattrs(u, entry, fd, name, &xattrs, &e.flags, err) < 0) {
@@ -843,7 +849,8 @@ static int unpack_symlink(struct unpacker *u, struct archive_entry *entry, const
 	e.link_len = strlen(target);
 	e.size = e.link_len;
 	if (!u->opts->rootless) {
-		if (fchownat(parentfd, leaf_name(path), e.uid, e.gid, AT_SYMLINK_NOFOLLOW) < 0)
+		if ((e.uid != u->euid || e.gid != u->egid) &&
+		    fchownat(parentfd, leaf_name(path), e.uid, e.gid, AT_SYMLINK_NOFOLLOW) < 0)
 			return strata_error_set(err, errno, "%s: cannot change the owner of symlink `%s`",
 						u->opts->layer_name, name);
 	} else {
@@ -1096,7 +1103,7 @@ static int finish_directories(struct unpacker *u, struct strata_error **err)
 		if (fd < 0)
 			return strata_error_set(err, errno, "%s: cannot open directory `%s`", u->opts->layer_name, path);
 		if (!u->opts->rootless) {
-			if (fchown(fd, r->uid, r->gid) < 0)
+			if ((r->uid != u->euid || r->gid != u->egid) && fchown(fd, r->uid, r->gid) < 0)
 				return strata_error_set(err, errno, "%s: cannot change the owner of `%s`",
 							u->opts->layer_name, path);
 		} else {
@@ -1264,6 +1271,8 @@ int strata_layer_unpack(int dirfd, strata_read_fn read, void *read_ctx,
 		.read_ctx = read_ctx,
 		.parent_fd = -1,
 		.result = result,
+		.euid = geteuid(),
+		.egid = getegid(),
 	};
 	struct archive_entry *entry;
 	int splitfd = -1;
