@@ -203,7 +203,7 @@ int strata_diff_trees(const struct strata_tree *before, const struct strata_tree
 			    !tree_has_layer(before, &after->keys[ea->layer])) {
 				/*
 				 * Deleted and re-created (an opaque directory): reported as
-				 * deleted, as podman does; what it holds now is listed below it,
+				 * deleted, as podman does; what it contains now is listed below it,
 				 * and the lower contents it hides are not.
 				 */
 				c.path = ea->path;
@@ -888,7 +888,7 @@ int strata_diff_view(struct strata_store *store, const struct strata_view *view,
 		auto_free char *record = xasprintf("views/%s/dir-inodes", view->name);
 		struct stat st;
 
-		/* Without the record (a copy made by an older strata), only metadata tells changes apart. */
+		/* Without the record (a copy made by an older strata), only metadata distinguishes changes. */
 		if (fstatat(store->dirfd, record, &st, 0) == 0) {
 			v.copied_at = st.st_mtim;
 			v.has_copy_time = true;

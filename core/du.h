@@ -78,7 +78,7 @@ int strata_du_image(struct strata_store *store, const struct strata_image *image
 void strata_du_report_release(struct strata_du_report *report);
 const char *strata_waste_reason_name(enum strata_waste_reason reason);
 
-/* What a view would add to its image if it were committed as a layer. */
+/* Bytes and files a view would add to its image if it were committed as a layer. */
 struct strata_du_view {
 	uint64_t added_files;
 	uint64_t added_bytes;

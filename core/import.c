@@ -444,7 +444,7 @@ static int read_oci_index(struct importer *im, struct strata_blob *index_blob, s
 
 		if (json_is_object(platform) && !platform_matches(platform, im->platform) &&
 		    json_array_size(manifests) == 1 && !im->platform_explicit) {
-			/* The only image of the archive: take it, as podman load does, but say so. */
+			/* The only image of the archive: take it with a warning, as podman load does. */
 			strata_warn("%s is for platform %s/%s, not %s", where,
 				    json_string_value(json_object_get(platform, "os")) ?: "?",
 				    json_string_value(json_object_get(platform, "architecture")) ?: "?", im->platform);

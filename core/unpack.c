@@ -57,7 +57,7 @@ struct unpacker {
 	/*
 	 * Stream bytes from pending_start on are not yet classified as tar
 	 * metadata (kept in tar-split) or file content (dropped).  Those before
-	 * the current chunk are copied in `pending`; those in the current chunk
+	 * the current chunk are copied in `pending`.  Those in the current chunk
 	 * are read from it in place, so file content in it is never copied.
 	 */
 	uint64_t supplied;          /* stream bytes handed to libarchive so far */
@@ -237,8 +237,8 @@ static int split_flush_to(struct unpacker *u, uint64_t offset, struct strata_err
 
 /*
  * Records that the stream bytes [start, start + size) are the content of the
- * file at `path`: they are dropped from the capture because the unpacked
- * file holds them.
+ * file at `path`.  They are dropped from the capture because the unpacked
+ * file contains them.
  */
 static int split_reference(struct unpacker *u, uint64_t start, uint64_t size, const char *path,
 			   struct strata_error **err)

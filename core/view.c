@@ -1026,7 +1026,7 @@ const char *strata_dir_identity(const struct statx *st)
 {
 	static char text[64];
 
-	/* Inode numbers are reused at once on ext4, so the birth time tells a new directory apart. */
+	/* Inode numbers are reused at once on ext4, so the birth time distinguishes a new directory. */
 	if (st->stx_mask & STATX_BTIME)
 		snprintf(text, sizeof(text), "%llu.%lld.%u", (unsigned long long)st->stx_ino,
 			 (long long)st->stx_btime.tv_sec, st->stx_btime.tv_nsec);
