@@ -198,10 +198,15 @@ int cmd_views(struct strata_store *store, struct cmd_args *args)
 		secs = (time_t)(view.created_ns / 1000000000);
 		gmtime_r(&secs, &tm);
 		strftime(iso, sizeof(iso), "%Y-%m-%dT%H:%M:%SZ", &tm);
-		json_array_append_new(list, json_pack("{s:s, s:s, s:s, s:s, s:s, s:I}", "name", view.name, "image", id,
-						      "image_name", label, "driver",
-						      view.driver == STRATA_VIEW_COPY ? "copy" : "overlay",
-						      "created", iso, "size", (json_int_t)bytes));
+		{
+			auto_free char *mounted = strata_view_mounted_at(store, view.name);
+
+			json_array_append_new(list, json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:s?}", "name", view.name,
+							      "image", id, "image_name", label, "driver",
+							      view.driver == STRATA_VIEW_COPY ? "copy" : "overlay",
+							      "created", iso, "size", (json_int_t)bytes, "mounted_at",
+							      mounted));
+		}
 		cells[0] = view.name;
 		cells[1] = label;
 		cells[2] = view.driver == STRATA_VIEW_COPY ? "copy" : "overlay";
@@ -251,8 +256,19 @@ int cmd_mount(struct strata_store *store, struct cmd_args *args)
 				 "namespace; as another user, use `strata run-view`");
 		return report_error(err);
 	}
-	if (strata_view_load(store, args->argv[0], &view, &err) < 0)
+	if (strata_view_load(store, args->argv[0], &view, &err) < 0) {
+		struct strata_digest id;
+		struct strata_error *lookup_err = NULL;
+
+		if (strata_store_resolve_image(store, args->argv[0], &id, &lookup_err) == 0) {
+			strata_error_free(err);
+			err = NULL;
+			strata_error_set(&err, 0, "`%s` is an image, not a view; make a view of it first with "
+					 "`strata run-view %s --name NAME -- true`", args->argv[0], args->argv[0]);
+		}
+		strata_error_free(lookup_err);
 		return report_error(err);
+	}
 	target = realpath(args->argv[1], NULL);
 	if (target == NULL) {
 		strata_error_set(&err, errno, "cannot use `%s` as a mount point", args->argv[1]);

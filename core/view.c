@@ -221,7 +221,7 @@ static int lock_view(struct strata_store *store, const char *name, int operation
 }
 
 /* The file views/<name>/mounted records where `strata mount` mounted the view. */
-static char *mounted_at(struct strata_store *store, const char *name)
+char *strata_view_mounted_at(struct strata_store *store, const char *name)
 {
 	auto_free char *path = xasprintf("views/%s/mounted", name);
 	char *data = NULL;
@@ -237,7 +237,7 @@ static char *mounted_at(struct strata_store *store, const char *name)
 
 int strata_view_check_not_mounted(struct strata_store *store, const char *name, struct strata_error **err)
 {
-	auto_free char *target = mounted_at(store, name);
+	auto_free char *target = strata_view_mounted_at(store, name);
 
 	if (target)
 		return strata_error_set(err, 0, "view `%s` is mounted at `%s`; run `strata umount %s` first", name,
@@ -267,7 +267,7 @@ char *strata_view_find_mounted(struct strata_store *store, const char *target)
 		return NULL;
 	}
 	for (size_t i = 0; i < count && found == NULL; i++) {
-		auto_free char *at = mounted_at(store, names[i]);
+		auto_free char *at = strata_view_mounted_at(store, names[i]);
 
 		if (at && strcmp(at, target) == 0)
 			found = xstrdup(names[i]);

@@ -60,6 +60,8 @@ int strata_view_mark_mounted(struct strata_store *store, const char *name, const
 void strata_view_mark_unmounted(struct strata_store *store, const char *name);
 /* Fails, naming the mount point, when `strata mount` has mounted the view. */
 int strata_view_check_not_mounted(struct strata_store *store, const char *name, struct strata_error **err);
+/* Returns where `strata mount` mounted the view, or NULL when it is not mounted (malloc'd). */
+char *strata_view_mounted_at(struct strata_store *store, const char *name);
 /* Returns the name of the view mounted at `target`, or NULL (malloc'd). */
 char *strata_view_find_mounted(struct strata_store *store, const char *target);
 

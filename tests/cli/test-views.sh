@@ -306,6 +306,11 @@ test_mounted_view_is_protected() {
 	strata_store mount v "$TEST_TMP/mnt"
 	assert_eq 0 "$RC" "exit status of mount" || { diag_file stderr "$TEST_TMP/err"; return; }
 	assert_file "$TEST_TMP/mnt/data/keep.txt" "view content under the mount point"
+	strata_store views --json
+	assert_eq "$(realpath "$TEST_TMP/mnt")" "$(out | jq -r '.[0].mounted_at')" "views shows the mount point"
+	strata_store mount "$DEMO" "$TEST_TMP/mnt"
+	assert_eq 1 "$RC" "mount of an image name"
+	assert_error_line "is an image, not a view"
 	run_view "$DEMO" --name v -q -- true
 	assert_eq 1 "$RC" "run-view on a mounted view"
 	assert_error_line "strata umount"
@@ -315,6 +320,8 @@ test_mounted_view_is_protected() {
 	strata_store umount "$TEST_TMP/mnt"
 	assert_eq 0 "$RC" "exit status of umount"
 	assert_no_mount_leak
+	strata_store views --json
+	assert_eq null "$(out | jq -r '.[0].mounted_at')" "not mounted after umount"
 	strata_store rm-view v
 	assert_eq 0 "$RC" "rm-view after umount"
 }
