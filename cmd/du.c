@@ -575,50 +575,6 @@ static int du_view(struct strata_store *store, struct cmd_args *args, const stru
 	return 0;
 }
 
-/* Adds the allocated bytes under dirfd, counting each inode once. */
-static uint64_t disk_usage(int dirfd, struct strbuf *seen)
-{
-	int fd = dup(dirfd);
-	DIR *dir = fd >= 0 ? fdopendir(fd) : NULL;
-	struct dirent *de;
-	uint64_t total = 0;
-
-	if (dir == NULL) {
-		if (fd >= 0)
-			close(fd);
-		return 0;
-	}
-	while ((de = readdir(dir)) != NULL) {
-		struct stat st;
-
-		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
-			continue;
-		if (fstatat(dirfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
-			continue;
-		if (st.st_nlink > 1 && !S_ISDIR(st.st_mode)) {
-			bool dup_inode = false;
-
-			for (size_t off = 0; off < seen->len; off += sizeof(ino_t))
-				if (memcmp(seen->data + off, &st.st_ino, sizeof(ino_t)) == 0)
-					dup_inode = true;
-			if (dup_inode)
-				continue;
-			strbuf_append(seen, &st.st_ino, sizeof(ino_t));
-		}
-		total += (uint64_t)st.st_blocks * 512;
-		if (S_ISDIR(st.st_mode)) {
-			int sub = openat(dirfd, de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-
-			if (sub >= 0) {
-				total += disk_usage(sub, seen);
-				close(sub);
-			}
-		}
-	}
-	closedir(dir);
-	return total;
-}
-
 static int du_store(struct strata_store *store, struct cmd_args *args)
 {
 	static const char *const header[] = { "REPOSITORY:TAG", "IMAGE ID", "LAYERS", "SIZE", "UNIQUE", "SHARED" };
@@ -632,7 +588,6 @@ static int du_store(struct strata_store *store, struct cmd_args *args)
 	uint64_t logical = 0;
 	uint64_t stored = 0;
 	uint64_t disk;
-	struct strbuf seen = {0};
 	bool exact = args->count[OPT_BYTES] > 0;
 	char a[32];
 	char b[32];
@@ -702,8 +657,7 @@ static int du_store(struct strata_store *store, struct cmd_args *args)
 		json_object_foreach(sizes, key, v)
 			stored += (uint64_t)json_integer_value(v);
 	}
-	disk = disk_usage(store->dirfd, &seen);
-	strbuf_release(&seen);
+	disk = dir_usage_at(store->dirfd, true);
 
 	if (args->count[OPT_JSON]) {
 		json_t *json = json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:o}", "store", store->path, "disk_bytes",

@@ -280,6 +280,84 @@ int mkdir_p_at(int dirfd, const char *path, mode_t mode, struct strata_error **e
 	return 0;
 }
 
+/* Inodes with several links seen so far: an open-addressing set, 0 marks a free slot. */
+struct inode_set {
+	ino_t *slots;
+	size_t cap;
+	size_t used;
+};
+
+static bool inode_set_add(struct inode_set *set, ino_t ino)
+{
+	if ((set->used + 1) * 2 > set->cap) {
+		struct inode_set old = *set;
+
+		set->cap = old.cap ? old.cap * 2 : 256;
+		set->slots = xcalloc(set->cap, sizeof(ino_t));
+		set->used = 0;
+		for (size_t i = 0; i < old.cap; i++)
+			if (old.slots[i])
+				inode_set_add(set, old.slots[i]);
+		free(old.slots);
+	}
+	for (size_t i = (size_t)ino * 11400714819323198485ULL & (set->cap - 1);; i = (i + 1) & (set->cap - 1)) {
+		if (set->slots[i] == ino)
+			return false;
+		if (set->slots[i] == 0) {
+			set->slots[i] = ino;
+			set->used++;
+			return true;
+		}
+	}
+}
+
+static uint64_t usage_below(int dirfd, bool allocated, struct inode_set *seen)
+{
+	int fd = dup(dirfd);
+	DIR *dir = fd >= 0 ? fdopendir(fd) : NULL;
+	struct dirent *de;
+	uint64_t total = 0;
+
+	if (dir == NULL) {
+		if (fd >= 0)
+			close(fd);
+		return 0;
+	}
+	while ((de = readdir(dir)) != NULL) {
+		struct stat st;
+
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+			continue;
+		if (fstatat(dirfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+			continue;
+		if (!S_ISDIR(st.st_mode) && st.st_nlink > 1 && !inode_set_add(seen, st.st_ino))
+			continue;
+		if (allocated)
+			total += (uint64_t)st.st_blocks * 512;
+		else if (S_ISREG(st.st_mode))
+			total += (uint64_t)st.st_size;
+		if (S_ISDIR(st.st_mode)) {
+			int sub = openat(dirfd, de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+
+			if (sub >= 0) {
+				total += usage_below(sub, allocated, seen);
+				close(sub);
+			}
+		}
+	}
+	closedir(dir);
+	return total;
+}
+
+uint64_t dir_usage_at(int dirfd, bool allocated)
+{
+	struct inode_set seen = {0};
+	uint64_t total = usage_below(dirfd, allocated, &seen);
+
+	free(seen.slots);
+	return total;
+}
+
 int64_t now_ns(void)
 {
 	struct timespec ts;

@@ -78,6 +78,13 @@ int rmtree_at(int dirfd, const char *name, struct strata_error **err);
 /* mkdir that accepts an existing directory. */
 int mkdir_p_at(int dirfd, const char *path, mode_t mode, struct strata_error **err);
 
+/*
+ * Sums what lies below dirfd, never following symlinks: the sizes of the
+ * regular files, or with `allocated` the disk blocks of every entry.  An
+ * inode with several hard links counts once.
+ */
+uint64_t dir_usage_at(int dirfd, bool allocated);
+
 /* Current time in nanoseconds (CLOCK_REALTIME). */
 int64_t now_ns(void);
 

@@ -313,71 +313,12 @@ int strata_view_remove(struct strata_store *store, const char *name, struct stra
 	return rmtree_at(store->dirfd, stage, err);
 }
 
-/* True when the inode was not seen before; a small linear list is enough for the links of one view. */
-static bool first_link(struct strbuf *seen, ino_t ino)
-{
-	for (size_t off = 0; off < seen->len; off += sizeof(ino_t))
-		if (memcmp(seen->data + off, &ino, sizeof(ino_t)) == 0)
-			return false;
-	strbuf_append(seen, &ino, sizeof(ino_t));
-	return true;
-}
-
-static uint64_t tree_bytes_seen(int dirfd, struct strbuf *seen);
-
-static uint64_t tree_bytes(int dirfd)
-{
-	struct strbuf seen = {0};
-	uint64_t total = tree_bytes_seen(dirfd, &seen);
-
-	strbuf_release(&seen);
-	return total;
-}
-
-/* Bytes of the regular files below dirfd; a file with several hard links counts once. */
-static uint64_t tree_bytes_seen(int dirfd, struct strbuf *seen)
-{
-	DIR *dir;
-	struct dirent *de;
-	uint64_t total = 0;
-	int fd = dup(dirfd);
-
-	if (fd < 0)
-		return 0;
-	dir = fdopendir(fd);
-	if (dir == NULL) {
-		close(fd);
-		return 0;
-	}
-	while ((de = readdir(dir)) != NULL) {
-		struct stat st;
-
-		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
-			continue;
-		if (fstatat(dirfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
-			continue;
-		if (S_ISREG(st.st_mode)) {
-			if (st.st_nlink == 1 || first_link(seen, st.st_ino))
-				total += (uint64_t)st.st_size;
-		} else if (S_ISDIR(st.st_mode)) {
-			int sub = openat(dirfd, de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-
-			if (sub >= 0) {
-				total += tree_bytes_seen(sub, seen);
-				close(sub);
-			}
-		}
-	}
-	closedir(dir);
-	return total;
-}
-
 uint64_t strata_view_upper_size(struct strata_store *store, const struct strata_view *view)
 {
 	auto_free char *path = xasprintf("views/%s/%s", view->name, view->driver == STRATA_VIEW_COPY ? "rootfs" : "upper");
 	auto_close int fd = openat(store->dirfd, path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 
-	return fd < 0 ? 0 : tree_bytes(fd);
+	return fd < 0 ? 0 : dir_usage_at(fd, false);
 }
 
 /* ---- mounting ---------------------------------------------------------------- */
