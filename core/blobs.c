@@ -597,6 +597,17 @@ static bool claimed_diff_id(struct strata_archive *archive, const struct strata_
 	return found;
 }
 
+/* Stores the digest, size, diff ID and tar size of a blob that streamed past. */
+static void finish_hashes(struct source *src, struct inflater *inf, struct strata_blob *blob)
+{
+	strata_sha256_final(src->hash, &blob->digest);
+	blob->size = src->size;
+	strata_sha256_final(inf->diff_hash, &blob->diff_id);
+	strata_sha256_free(inf->diff_hash);
+	inf->diff_hash = NULL;
+	blob->tar_size = inf->tar_size;
+}
+
 /*
  * Hashes a blob whose layer the store already has under the diff_id the
  * archive claims for it: inflated to check the claim, but nothing is written.
@@ -615,11 +626,7 @@ static int hash_layer(struct source *src, struct strata_blob *blob, const struct
 		*err = steal_pointer(&src->err);
 		return -1;
 	}
-	strata_sha256_final(src->hash, &blob->digest);
-	blob->size = src->size;
-	strata_sha256_final(inf.diff_hash, &blob->diff_id);
-	strata_sha256_free(inf.diff_hash);
-	blob->tar_size = inf.tar_size;
+	finish_hashes(src, &inf, blob);
 	if (rc < 0) {
 		blob->unpack_err = steal_pointer(&inf.err);
 	} else if (strata_digest_equal(&blob->diff_id, claimed)) {
@@ -719,15 +726,11 @@ static int read_layer(struct strata_store *store, const struct strata_read_optio
 		*err = steal_pointer(&src->err);
 		return -1;
 	}
-	strata_sha256_final(src->hash, &blob->digest);
-	blob->size = src->size;
-	strata_sha256_final(inf.diff_hash, &blob->diff_id);
-	strata_sha256_free(inf.diff_hash);
-	blob->tar_size = inf.tar_size;
+	finish_hashes(src, &inf, blob);
 	blob->unpack = job.result;
 	/*
-	 * A blob that is not a valid layer is only an error if a manifest uses
-	 * it as one; archives may carry other blobs (signatures, attestations).
+	 * A blob that is not a valid layer is an error only when a manifest uses
+	 * it as a layer, because archives may carry other blobs such as signatures.
 	 */
 	if (inf.err) {
 		blob->unpack_err = steal_pointer(&inf.err);

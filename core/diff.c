@@ -160,8 +160,8 @@ int strata_diff_trees(const struct strata_tree *before, const struct strata_tree
 	const struct strata_merged *ma = &after->merged;
 	size_t i = 0;
 	size_t j = 0;
-	const char *gone = NULL;    /* before-side entries below this path are gone with it */
-	size_t gone_len = 0;
+	const char *deleted_dir = NULL;    /* before-side entries below this path are deleted with it */
+	size_t deleted_dir_len = 0;
 	int rc;
 
 	(void)err;
@@ -178,14 +178,14 @@ int strata_diff_trees(const struct strata_tree *before, const struct strata_tree
 		if (cmp < 0) {
 			const struct strata_merged_entry *e = &mb->entries[i++];
 
-			if (gone && is_below(e->path, e->path_len, gone, gone_len))
+			if (deleted_dir && is_below(e->path, e->path_len, deleted_dir, deleted_dir_len))
 				continue;
 			c.path = e->path;
 			c.path_len = e->path_len;
 			c.kind = STRATA_CHANGE_DELETED;
 			fill_side(&c.before, before, e);
-			gone = e->path;
-			gone_len = e->path_len;
+			deleted_dir = e->path;
+			deleted_dir_len = e->path_len;
 		} else if (cmp > 0) {
 			const struct strata_merged_entry *e = &ma->entries[j++];
 
@@ -202,17 +202,17 @@ int strata_diff_trees(const struct strata_tree *before, const struct strata_tree
 			if (ra->type == STRATA_ENTRY_DIR && (ra->flags & STRATA_ENTRY_OPAQUE) &&
 			    !tree_has_layer(before, &after->keys[ea->layer])) {
 				/*
-				 * Deleted and re-created (an opaque directory): reported as
-				 * deleted, as podman does; what it contains now is listed below it,
-				 * and the lower contents it hides are not.
+				 * An opaque directory was deleted and re-created, so it is
+				 * reported as deleted, as podman does. Its new contents are
+				 * listed below it, and the lower contents it hides are not.
 				 */
 				c.path = ea->path;
 				c.path_len = ea->path_len;
 				c.kind = STRATA_CHANGE_DELETED;
 				fill_side(&c.before, before, eb);
 				fill_side(&c.after, after, ea);
-				gone = eb->path;
-				gone_len = eb->path_len;
+				deleted_dir = eb->path;
+				deleted_dir_len = eb->path_len;
 				rc = fn(data, &c);
 				if (rc != 0)
 					return rc;
@@ -232,8 +232,8 @@ int strata_diff_trees(const struct strata_tree *before, const struct strata_tree
 			fill_side(&c.after, after, ea);
 			/* A directory replaced by another type takes its contents with it. */
 			if (c.before.type == STRATA_ENTRY_DIR && c.after.type != STRATA_ENTRY_DIR) {
-				gone = eb->path;
-				gone_len = eb->path_len;
+				deleted_dir = eb->path;
+				deleted_dir_len = eb->path_len;
 			}
 		}
 		rc = fn(data, &c);
@@ -339,24 +339,6 @@ static void free_upper(struct upper_list *list)
 	for (size_t i = 0; i < list->count; i++)
 		free(list->entries[i].path);
 	free(list->entries);
-}
-
-static enum strata_entry_type stat_type(const struct stat *st)
-{
-	switch (st->st_mode & S_IFMT) {
-	case S_IFDIR:
-		return STRATA_ENTRY_DIR;
-	case S_IFLNK:
-		return STRATA_ENTRY_SYMLINK;
-	case S_IFCHR:
-		return STRATA_ENTRY_CHAR;
-	case S_IFBLK:
-		return STRATA_ENTRY_BLOCK;
-	case S_IFIFO:
-		return STRATA_ENTRY_FIFO;
-	default:
-		return STRATA_ENTRY_REG;
-	}
 }
 
 /* Serialises a file's xattrs like the index does, leaving out overlay's own. */
@@ -545,7 +527,7 @@ static bool classify_written(const struct view_differ *v, const struct upper_ent
 {
 	const struct strata_index *idx = &v->tree->indexes[m->layer];
 	const struct strata_index_record *r = &idx->records[m->record];
-	enum strata_entry_type type = stat_type(&u->st);
+	enum strata_entry_type type = strata_entry_type_from_mode(u->st.st_mode);
 	bool differs;
 
 	if (type != plain_type((enum strata_entry_type)r->type)) {
@@ -579,7 +561,7 @@ static bool classify_written(const struct view_differ *v, const struct upper_ent
 static void fill_walked(struct strata_change_side *side, const struct upper_entry *u)
 {
 	side->present = true;
-	side->type = stat_type(&u->st);
+	side->type = strata_entry_type_from_mode(u->st.st_mode);
 	side->size = S_ISDIR(u->st.st_mode) ? 0 : (uint64_t)u->st.st_size;
 	side->mode = (uint32_t)u->st.st_mode;
 	side->layer = 0;
@@ -608,8 +590,8 @@ static int emit_missing(const struct view_differ *v, const struct upper_list *wa
 			size_t *wpos)
 {
 	const struct strata_merged *mg = &v->tree->merged;
-	const char *gone = NULL;
-	size_t gone_len = 0;
+	const char *deleted_dir = NULL;
+	size_t deleted_dir_len = 0;
 	size_t w = *wpos;
 
 	for (size_t i = from; i < to; i++) {
@@ -618,7 +600,7 @@ static int emit_missing(const struct view_differ *v, const struct upper_list *wa
 		struct strata_change c = {0};
 		int rc;
 
-		if (gone && is_below(m->path, m->path_len, gone, gone_len))
+		if (deleted_dir && is_below(m->path, m->path_len, deleted_dir, deleted_dir_len))
 			continue;
 		if (under_recreated(v, m->path, m->path_len))
 			continue;  /* its deletion is reported once, as the re-created directory */
@@ -632,8 +614,8 @@ static int emit_missing(const struct view_differ *v, const struct upper_list *wa
 		c.path_len = m->path_len;
 		c.kind = STRATA_CHANGE_DELETED;
 		fill_image(&c.before, v, m);
-		gone = m->path;
-		gone_len = m->path_len;
+		deleted_dir = m->path;
+		deleted_dir_len = m->path_len;
 		rc = v->fn(v->data, &c);
 		if (rc != 0)
 			return rc;
@@ -651,8 +633,8 @@ static int emit_missing(const struct view_differ *v, const struct upper_list *wa
 static int diff_walked(const struct view_differ *v, struct upper_list *walked)
 {
 	const struct strata_merged *mg = &v->tree->merged;
-	const char *gone = NULL;
-	size_t gone_len = 0;
+	const char *deleted_dir = NULL;
+	size_t deleted_dir_len = 0;
 	int rc;
 
 	if (v->copy) {
@@ -667,7 +649,7 @@ static int diff_walked(const struct view_differ *v, struct upper_list *walked)
 		const struct strata_merged_entry *m = strata_merged_find(mg, u->path, u->path_len);
 		struct strata_change c = { .path = u->path, .path_len = u->path_len };
 
-		if (gone && is_below(u->path, u->path_len, gone, gone_len))
+		if (deleted_dir && is_below(u->path, u->path_len, deleted_dir, deleted_dir_len))
 			continue;
 		if (u->whiteout) {
 			if (m == NULL)
@@ -692,8 +674,8 @@ static int diff_walked(const struct view_differ *v, struct upper_list *walked)
 			fill_image(&c.before, v, m);
 			fill_walked(&c.after, u);
 			if (c.before.type == STRATA_ENTRY_DIR && c.after.type != STRATA_ENTRY_DIR) {
-				gone = u->path;
-				gone_len = u->path_len;
+				deleted_dir = u->path;
+				deleted_dir_len = u->path_len;
 			}
 		}
 		rc = v->fn(v->data, &c);

@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/xattr.h>
 
 void strata_index_writer_init(struct strata_index_writer *w)
@@ -212,6 +213,43 @@ uint32_t strata_index_find(const struct strata_index *idx, const char *path, siz
 		lo++;
 	}
 	return found;
+}
+
+enum strata_entry_type strata_entry_type_from_mode(mode_t mode)
+{
+	switch (mode & S_IFMT) {
+	case S_IFDIR:
+		return STRATA_ENTRY_DIR;
+	case S_IFLNK:
+		return STRATA_ENTRY_SYMLINK;
+	case S_IFCHR:
+		return STRATA_ENTRY_CHAR;
+	case S_IFBLK:
+		return STRATA_ENTRY_BLOCK;
+	case S_IFIFO:
+		return STRATA_ENTRY_FIFO;
+	default:
+		return STRATA_ENTRY_REG;
+	}
+}
+
+mode_t strata_entry_type_mode(enum strata_entry_type type)
+{
+	switch (type) {
+	case STRATA_ENTRY_DIR:
+		return S_IFDIR;
+	case STRATA_ENTRY_SYMLINK:
+		return S_IFLNK;
+	case STRATA_ENTRY_CHAR:
+	case STRATA_ENTRY_WHITEOUT:
+		return S_IFCHR;
+	case STRATA_ENTRY_BLOCK:
+		return S_IFBLK;
+	case STRATA_ENTRY_FIFO:
+		return S_IFIFO;
+	default:
+		return S_IFREG;
+	}
 }
 
 const char *strata_entry_type_name(enum strata_entry_type type)

@@ -21,6 +21,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "error.h"
 #include "util.h"
@@ -138,6 +139,10 @@ const char *strata_index_link(const struct strata_index *idx, uint32_t n, size_t
 uint32_t strata_index_find(const struct strata_index *idx, const char *path, size_t len);
 
 const char *strata_entry_type_name(enum strata_entry_type type);
+/* Returns the entry type of a stat mode: sockets and unknown types count as regular files. */
+enum strata_entry_type strata_entry_type_from_mode(mode_t mode);
+/* Returns the S_IF* file type an entry has on disk (a whiteout is a character device). */
+mode_t strata_entry_type_mode(enum strata_entry_type type);
 
 /*
  * Sets a record's xattrs on fd, leaving out overlayfs's own (trusted.overlay.*

@@ -300,11 +300,10 @@ static la_ssize_t archive_read_cb(struct archive *a, void *ctx, const void **buf
 /* ---- safe path resolution ---------------------------------------------- */
 
 /*
- * The same walk without openat2 (Linux before 5.6, or valgrind, which does
- * not know the system call): one openat per component with O_NOFOLLOW, so a
- * symlink anywhere fails with ELOOP (or ENOTDIR), and "." and ".." are
- * rejected with EXDEV as RESOLVE_BENEATH would.  Mount crossings are not
- * detected here.
+ * Walks a path like openat2 does, for Linux before 5.6 and for valgrind, which
+ * does not support that system call. Each component is opened with O_NOFOLLOW,
+ * so a symlink anywhere fails with ELOOP or ENOTDIR. "." and ".." are rejected
+ * with EXDEV, as RESOLVE_BENEATH would. NOTE: mount crossings are not detected.
  */
 static int openat_walk(int dirfd, const char *path, int flags)
 {
@@ -889,7 +888,7 @@ static int unpack_special(struct unpacker *u, struct archive_entry *entry, const
 		return -1;
 
 	fill_common(&e, entry, path);
-	e.type = type == S_IFCHR ? STRATA_ENTRY_CHAR : type == S_IFBLK ? STRATA_ENTRY_BLOCK : STRATA_ENTRY_FIFO;
+	e.type = strata_entry_type_from_mode(type);
 	e.rdev_major = major(rdev);
 	e.rdev_minor = minor(rdev);
 	if (apply_xattrs(u, entry, -1, name, &xattrs, &e.flags, err) < 0)

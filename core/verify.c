@@ -43,25 +43,6 @@ static void problem(struct verifier *v, const char *path, const char *fmt, ...)
 	free(text);
 }
 
-static mode_t expected_type(const struct strata_index_record *r)
-{
-	switch (r->type) {
-	case STRATA_ENTRY_DIR:
-		return S_IFDIR;
-	case STRATA_ENTRY_SYMLINK:
-		return S_IFLNK;
-	case STRATA_ENTRY_CHAR:
-	case STRATA_ENTRY_WHITEOUT:
-		return S_IFCHR;
-	case STRATA_ENTRY_BLOCK:
-		return S_IFBLK;
-	case STRATA_ENTRY_FIFO:
-		return S_IFIFO;
-	default:
-		return S_IFREG;
-	}
-}
-
 static void check_content(struct verifier *v, int rootfd, const char *path, const struct strata_index_record *r)
 {
 	auto_close int fd = strata_openat_beneath(rootfd, path, O_RDONLY);
@@ -100,7 +81,7 @@ static void check_record(struct verifier *v, int rootfd, uint32_t n)
 		problem(v, path, "missing (%s)", strerror(errno));
 		return;
 	}
-	if ((st.st_mode & S_IFMT) != expected_type(r)) {
+	if ((st.st_mode & S_IFMT) != strata_entry_type_mode(r->type)) {
 		problem(v, path, "is a %s, the index says %s", S_ISDIR(st.st_mode) ? "directory" : "different type",
 			strata_entry_type_name(r->type));
 		return;

@@ -915,7 +915,7 @@ static int copy_entry(struct copy_state *cs, const struct strata_merged_entry *m
 	case STRATA_ENTRY_CHAR:
 	case STRATA_ENTRY_BLOCK:
 	case STRATA_ENTRY_FIFO: {
-		mode_t type = r->type == STRATA_ENTRY_CHAR ? S_IFCHR : r->type == STRATA_ENTRY_BLOCK ? S_IFBLK : S_IFIFO;
+		mode_t type = strata_entry_type_mode(r->type);
 
 		if (r->flags & STRATA_ENTRY_NOT_CREATED) {
 			if (!cs->warned_devices)
