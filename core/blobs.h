@@ -1,12 +1,12 @@
 /*
  * Reading an image archive in one pass (internal to the import).
  *
- * Archives list layer blobs before the manifest that explains them (docker
- * save, podman and OCI layouts all do), and standard input cannot seek.  So
- * every regular file is handled as it streams past: small JSON and text
- * files are kept in memory as metadata, and every other file is treated as a
- * layer candidate: hashed as stored, decompressed, hashed again, and unpacked
- * into staging by a second thread.  Which candidates are real layers is
+ * Archives usually list layer blobs before the manifest that explains them
+ * (the docker, podman and skopeo archives in the test corpus all do), and
+ * standard input cannot seek.  So every regular file is handled as it streams
+ * past.  Small JSON and text files are kept in memory as metadata.  Every
+ * other file is a layer candidate, which is hashed as stored, decompressed,
+ * hashed again, and unpacked into staging by a second thread.  Which candidates are real layers is
  * decided afterwards from the manifests (import.c); the others are dropped.
  */
 #ifndef STRATA_BLOBS_H

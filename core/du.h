@@ -12,9 +12,9 @@
  *   least one name.
  * - wasted = shipped - live: copies no name of the final tree reaches.  Each
  *   wasted copy is blamed on the layer that made its last visible name
- *   disappear, for one reason: superseded (the same path written again),
- *   deleted (a whiteout of it or of a parent directory), hidden by an opaque
- *   directory, or replaced (a parent directory turned into a file).
+ *   disappear. The reason is one of: superseded (the same path written
+ *   again), deleted (a whiteout of it or of a parent directory), hidden by an
+ *   opaque directory, or replaced (a parent directory turned into a file).
  * - efficiency = live / shipped (1 for an image without files).
  */
 #ifndef STRATA_DU_H

@@ -4,7 +4,7 @@
  * Contract: a core function that can fail returns an int (0 on success, -1 on
  * failure) or a pointer (NULL on failure) and takes `struct strata_error **err`
  * as its last argument.  On failure it stores a newly allocated error in *err
- * (unless *err already holds one, in which case the first error is kept).  On
+ * (unless *err already contains one, in which case the first error is kept).  On
  * success it leaves *err alone.  The caller owns the error and frees it with
  * strata_error_free().
  *

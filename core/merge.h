@@ -53,8 +53,8 @@ typedef void (*strata_merge_fn)(void *data, const struct strata_merge_event *eve
  * Merges like strata_merge_layers() and reports every entry that enters or
  * leaves the tree, layer by layer, in path order.  An entry replaced at its
  * own path is reported HIDDEN (by the new entry) before the new one is
- * PLACED with it as `previous`, unless an opaque directory or whiteout of
- * the same layer hid it first (then `previous` is NULL).
+ * PLACED with it as `previous`. When an opaque directory or whiteout of the
+ * same layer hid it first, `previous` is NULL.
  */
 int strata_merge_layers_traced(const struct strata_index *layers, size_t n, struct strata_merged *out,
 			       strata_merge_fn fn, void *data, struct strata_error **err);

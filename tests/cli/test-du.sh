@@ -24,10 +24,11 @@ test_du_demo_image_figures() {
 	need_strata
 	strata_store demo
 	du_json "$DEMO"
-	# Layer 1 adds 9796793 bytes; layer 2 copies big.bin (4 MiB) with an edit; layer 3
-	# copies chmod-me.bin (2 MiB) for a chmod; layer 4 deletes delete-me.bin (3 MiB)
-	# and gone-dir (150 KiB); layer 5 replaces replace-dir (its 200 KiB + 1 KiB files)
-	# with 2 KiB + 256 KiB; layer 6 adds 512 KiB and a hard link to it.
+	# Layer 1 adds 9796793 bytes. Layer 2 copies big.bin (4 MiB) with an edit.
+	# Layer 3 copies chmod-me.bin (2 MiB) for a chmod. Layer 4 deletes
+	# delete-me.bin (3 MiB) and gone-dir (150 KiB). Layer 5 replaces replace-dir
+	# (200 KiB + 1 KiB files) with 2 KiB + 256 KiB. Layer 6 adds 512 KiB and a
+	# hard link to it.
 	assert_eq "9796793 0 0 0 0 0
 0 4194304 0 0 0 4194304
 0 0 2097152 0 0 2097152
@@ -101,9 +102,9 @@ test_du_debian_agrees_with_independent_count() {
 
 test_du_case_archives() {
 	need_shared
-	# Four names of one 64 KiB file count once; a file shipped twice with the same
-	# bytes wastes one copy; a whiteout of a path that never existed hides nothing;
-	# a deleted directory re-created empty wastes what it held.
+	# Four names of one 64 KiB file count once. A file shipped twice with the same
+	# bytes wastes one copy. A whiteout of a path that never existed hides nothing.
+	# A deleted directory re-created empty wastes the files it contained.
 	strata_store pull-from-tarball -q "$SHARED/cases/16-hardlink-counted-once.tar"
 	du_json strata-case/16-hardlink-counted-once
 	assert_eq "65536 65536 0" "$(out | jq -r '"\(.shipped) \(.live) \(.wasted)"')" "hard links count once"

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 #
-# strata against podman on the same archives: diff IDs, layer sizes and each
-# layer's file list (podman's overlay layer directories against strata's),
-# and a second image built on the first with podman commit, of which strata
-# must unpack only the new layer.
+# Compares strata with podman on the same archives: diff IDs, layer sizes and
+# each layer's file list (podman's overlay layer directories against strata's).
+# A second image is built on the first with podman commit, and strata must
+# unpack only its new layer.
 
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 

@@ -165,7 +165,7 @@ test_rm_view_removes_and_reports_missing() {
 	assert_missing "$STORE/views/b" "view b"
 }
 
-test_rm_view_refuses_running_view() {
+test_rm_view_rejects_running_view() {
 	need_root
 	import_demo || return
 	"$STRATA" --store "$STORE" run-view "$DEMO" --name busy -q -- sleep 30 >/dev/null 2>&1 &
